@@ -1,0 +1,242 @@
+// The one configuration schema. Every key has a doc, a format, a default and an environment
+// variable; `sensitive` keys are never printed. The README's configuration table is generated
+// from this file (`npm run docs:config`), and a test fails when the two disagree.
+import type convict from 'convict';
+
+export const APP_ENVS = ['development', 'test', 'staging', 'production'] as const;
+export type AppEnv = (typeof APP_ENVS)[number];
+
+export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export const LOG_FORMATS = ['json', 'pretty'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
+export interface AppConfig {
+  env: AppEnv;
+  http: {
+    host: string;
+    port: number;
+    keepAliveTimeoutMs: number;
+    headersTimeoutMs: number;
+    requestTimeoutMs: number;
+  };
+  ops: {
+    host: string;
+    port: number;
+  };
+  log: {
+    level: LogLevel;
+    format: LogFormat;
+  };
+  lifecycle: {
+    startupTimeoutMs: number;
+  };
+  shutdown: {
+    delayMs: number;
+    drainTimeoutMs: number;
+    flushTimeoutMs: number;
+    hardStopMs: number;
+  };
+  telemetry: {
+    serviceName: string;
+    endpoint: string;
+    samplerRatio: number;
+    exportTimeoutMs: number;
+    cloudRegion: string;
+  };
+  database: {
+    url: string;
+    dataDir: string;
+    poolMax: number;
+    connectTimeoutMs: number;
+    statementTimeoutMs: number;
+  };
+  nats: {
+    url: string;
+  };
+  inspect: string;
+}
+
+export const schema: convict.Schema<AppConfig> = {
+  env: {
+    doc: 'Deployment environment; also selects config/<APP_ENV>.json.',
+    format: APP_ENVS as unknown as string[],
+    default: 'development',
+    env: 'APP_ENV',
+  },
+  http: {
+    host: {
+      doc: 'Address the main (public) listener binds to.',
+      format: 'host',
+      default: '127.0.0.1',
+      env: 'HOST',
+    },
+    port: {
+      doc: 'Port of the main listener; 0 picks a free port (reported in service.ready).',
+      format: 'port',
+      default: 8080,
+      env: 'PORT',
+    },
+    keepAliveTimeoutMs: {
+      doc: 'How long an idle keep-alive connection stays open. Keep it above the load balancer idle timeout so the server never closes a socket the balancer is about to reuse.',
+      format: 'duration-ms',
+      default: 65_000,
+      env: 'HTTP_KEEP_ALIVE_TIMEOUT_MS',
+    },
+    headersTimeoutMs: {
+      doc: 'Time a client has to send complete request headers (cuts off slow-header clients).',
+      format: 'duration-ms',
+      default: 10_000,
+      env: 'HTTP_HEADERS_TIMEOUT_MS',
+    },
+    requestTimeoutMs: {
+      doc: 'Time a client has to send a whole request, headers and body (cuts off slow uploads).',
+      format: 'duration-ms',
+      default: 30_000,
+      env: 'HTTP_REQUEST_TIMEOUT_MS',
+    },
+  },
+  ops: {
+    host: {
+      doc: 'Address of the ops listener (/metrics, /lifecycle). Never expose it publicly.',
+      format: 'host',
+      default: '127.0.0.1',
+      env: 'OPS_HOST',
+    },
+    port: {
+      doc: 'Port of the ops listener; 0 picks a free port (reported in service.ready).',
+      format: 'port',
+      default: 9464,
+      env: 'OPS_PORT',
+    },
+  },
+  log: {
+    level: {
+      doc: 'Lowest log level written.',
+      format: LOG_LEVELS as unknown as string[],
+      default: 'info',
+      env: 'LOG_LEVEL',
+    },
+    format: {
+      doc: 'json: one JSON object per line; pretty: `INFO event key=value` for humans.',
+      format: LOG_FORMATS as unknown as string[],
+      default: 'json',
+      env: 'LOG_FORMAT',
+    },
+  },
+  lifecycle: {
+    startupTimeoutMs: {
+      doc: 'Startup budget: listeners bound and essential dependencies up within it, or service.start_failed and exit 1.',
+      format: 'duration-ms',
+      default: 15_000,
+      env: 'STARTUP_TIMEOUT_MS',
+    },
+  },
+  shutdown: {
+    delayMs: {
+      doc: 'After SIGTERM, readiness fails at once but the listener keeps accepting for this long, while load balancers remove the instance.',
+      format: 'duration-ms',
+      default: 5_000,
+      env: 'SHUTDOWN_DELAY_MS',
+    },
+    drainTimeoutMs: {
+      doc: 'Budget for in-flight requests and workers to finish after intake stops; what is left is aborted (exit 1).',
+      format: 'duration-ms',
+      default: 20_000,
+      env: 'SHUTDOWN_DRAIN_TIMEOUT_MS',
+    },
+    flushTimeoutMs: {
+      doc: 'Budget for flushing and shutting down telemetry exporters.',
+      format: 'duration-ms',
+      default: 3_000,
+      env: 'SHUTDOWN_FLUSH_TIMEOUT_MS',
+    },
+    hardStopMs: {
+      doc: 'Watchdog: the process exits 1 this long after the first signal whatever is still running. Must exceed delay + drain + flush.',
+      format: 'duration-ms',
+      default: 30_000,
+      env: 'SHUTDOWN_HARD_STOP_MS',
+    },
+  },
+  telemetry: {
+    serviceName: {
+      doc: 'service.name resource attribute and the `service` field of every log line.',
+      format: 'non-empty-string',
+      default: 'ops-service',
+      env: 'OTEL_SERVICE_NAME',
+    },
+    endpoint: {
+      doc: 'OTLP/gRPC collector, for example http://127.0.0.1:4317. Empty: spans are made but not exported (required in staging and production).',
+      format: 'otlp-endpoint',
+      default: '',
+      env: 'OTEL_EXPORTER_OTLP_ENDPOINT',
+    },
+    samplerRatio: {
+      doc: 'Ratio of new traces sampled (parent-based: an incoming sampled parent is always followed).',
+      format: 'ratio',
+      default: 1,
+      env: 'OTEL_TRACES_SAMPLER_ARG',
+    },
+    exportTimeoutMs: {
+      doc: 'Timeout of one OTLP export call; bounded by the flush budget at shutdown.',
+      format: 'duration-ms',
+      default: 10_000,
+      env: 'OTEL_EXPORTER_OTLP_TIMEOUT',
+    },
+    cloudRegion: {
+      doc: 'cloud.region resource attribute.',
+      format: 'non-empty-string',
+      default: 'local',
+      env: 'CLOUD_REGION',
+    },
+  },
+  database: {
+    url: {
+      doc: 'PostgreSQL connection string. Empty: the embedded in-process PostgreSQL (PGlite) in database.dataDir.',
+      format: 'postgres-url',
+      default: '',
+      env: 'DATABASE_URL',
+      sensitive: true,
+    },
+    dataDir: {
+      doc: 'Data directory of the embedded PGlite database (used only without DATABASE_URL).',
+      format: 'non-empty-string',
+      default: './data/pglite',
+      env: 'PGLITE_DATA_DIR',
+    },
+    poolMax: {
+      doc: 'Maximum connections in the PostgreSQL pool.',
+      format: 'positive-int',
+      default: 10,
+      env: 'DATABASE_POOL_MAX',
+    },
+    connectTimeoutMs: {
+      doc: 'Timeout for opening one database connection.',
+      format: 'duration-ms',
+      default: 2_000,
+      env: 'DATABASE_CONNECT_TIMEOUT_MS',
+    },
+    statementTimeoutMs: {
+      doc: 'PostgreSQL statement_timeout for every query.',
+      format: 'duration-ms',
+      default: 5_000,
+      env: 'DATABASE_STATEMENT_TIMEOUT_MS',
+    },
+  },
+  nats: {
+    url: {
+      doc: 'NATS server(s) with JetStream, comma separated. Empty: events stay in the outbox and are reported, not lost.',
+      format: 'nats-url',
+      default: '',
+      env: 'NATS_URL',
+      sensitive: true,
+    },
+  },
+  inspect: {
+    doc: 'Live XState inspector: empty (off), websocket://host:port (a local inspector), or sky (hosted Stately inspector, needs internet).',
+    format: 'inspect',
+    default: '',
+    env: 'INSPECT',
+  },
+};

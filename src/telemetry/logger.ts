@@ -1,0 +1,171 @@
+// Structured logging on winston. Every line is one event: `ts`, `level`, `event`, `service`,
+// `version`, `env`, then the request scope (`request_id`, `trace_id`, `span_id`) when written
+// while serving a request, then the event's own fields. Secrets are redacted here, at the
+// logger, so no call site has to remember to.
+import type { Writable } from 'node:stream';
+import winston from 'winston';
+import type { LogFormat, LogLevel } from '../config/schema';
+
+export type LogFields = Readonly<Record<string, unknown>>;
+
+export interface Logger {
+  error(event: string, fields?: LogFields): void;
+  warn(event: string, fields?: LogFields): void;
+  info(event: string, fields?: LogFields): void;
+  debug(event: string, fields?: LogFields): void;
+  /** A logger whose lines all carry `fields` (for example a request's scope). */
+  child(fields: LogFields): Logger;
+  isLevelEnabled(level: LogLevel): boolean;
+  /** Resolves once everything written so far has been handed to the output stream. */
+  flush(): Promise<void>;
+}
+
+export interface LoggerOptions {
+  readonly service: string;
+  readonly version: string;
+  readonly env: string;
+  readonly level: LogLevel;
+  readonly format: LogFormat;
+  /** Exact secret values (from config) to scrub from any string written. */
+  readonly secrets?: readonly string[];
+  /** Where lines go; stdout by default. */
+  readonly stream?: Writable;
+  /**
+   * Fields of the current scope (the request being served), looked up on every line so that
+   * code deep in a request writes `request_id`/`trace_id`/`span_id` without passing a logger.
+   */
+  readonly scope?: () => LogFields | undefined;
+}
+
+const LEVELS: Readonly<Record<LogLevel, number>> = { error: 0, warn: 1, info: 2, debug: 3 };
+const MESSAGE = Symbol.for('message');
+export const REDACTED = '[REDACTED]';
+
+// Keys whose values are credentials wherever they appear (headers, bodies, errors).
+const SENSITIVE_KEY =
+  /pass(word|wd|phrase)?$|secret|token|authorization|cookie|api[-_]?key|credential|private[-_]?key/i;
+// `scheme://user:password@host` -> `scheme://user:[REDACTED]@host`
+const URL_CREDENTIALS = /(\b[a-z][a-z0-9+.-]*:\/\/[^\s:@/]*:)[^\s@/]+@/gi;
+
+export function createLogger(options: LoggerOptions): Logger {
+  const secrets = (options.secrets ?? []).filter((s) => s.length >= 4);
+  const scrub = (text: string): string => {
+    let out = text;
+    for (const secret of secrets) if (out.includes(secret)) out = out.split(secret).join(REDACTED);
+    return out.includes('@') ? out.replace(URL_CREDENTIALS, `$1${REDACTED}@`) : out;
+  };
+  const render = options.format === 'pretty' ? renderPretty : renderJson;
+  const base = { service: options.service, version: options.version, env: options.env };
+
+  const winstonLogger = winston.createLogger({
+    levels: LEVELS,
+    level: options.level,
+    format: winston.format((info) => {
+      const record = info as unknown as { record: Record<string, unknown> } & Record<
+        symbol,
+        string
+      >;
+      record[MESSAGE] = render(redact(record.record, scrub, 0) as Record<string, unknown>);
+      return info;
+    })(),
+    transports: [new winston.transports.Stream({ stream: options.stream ?? process.stdout })],
+    exitOnError: false,
+  });
+  const max = LEVELS[options.level];
+
+  const make = (bound: LogFields | undefined): Logger => {
+    const write = (level: LogLevel, event: string, fields: LogFields | undefined): void => {
+      if (LEVELS[level] > max) return;
+      const record: Record<string, unknown> = {
+        ts: new Date().toISOString(),
+        level,
+        event,
+        ...base,
+      };
+      const scope = options.scope?.();
+      if (scope !== undefined) Object.assign(record, scope);
+      if (bound !== undefined) Object.assign(record, bound);
+      if (fields !== undefined) {
+        // The envelope (ts, level, event, service, version, env) cannot be overwritten by fields.
+        for (const key of Object.keys(fields)) if (!(key in ENVELOPE)) record[key] = fields[key];
+      }
+      winstonLogger.log({ level, message: event, record } as unknown as winston.LogEntry);
+    };
+    return {
+      error: (event, fields) => write('error', event, fields),
+      warn: (event, fields) => write('warn', event, fields),
+      info: (event, fields) => write('info', event, fields),
+      debug: (event, fields) => write('debug', event, fields),
+      child: (fields) => make(bound === undefined ? fields : { ...bound, ...fields }),
+      isLevelEnabled: (level) => LEVELS[level] <= max,
+      flush: () => flushStream(options.stream ?? process.stdout),
+    };
+  };
+  return make(undefined);
+}
+
+const ENVELOPE: Readonly<Record<string, true>> = {
+  ts: true,
+  level: true,
+  event: true,
+  service: true,
+  version: true,
+  env: true,
+};
+
+function flushStream(stream: Writable): Promise<void> {
+  if (!stream.writableNeedDrain) return Promise.resolve();
+  return new Promise((resolve) => stream.once('drain', () => resolve()));
+}
+
+/** Copies a value with credentials replaced; errors become plain objects with their cause chain. */
+function redact(value: unknown, scrub: (text: string) => string, depth: number): unknown {
+  if (typeof value === 'string') return scrub(value);
+  if (typeof value !== 'object' || value === null) return value;
+  if (depth > 8) return '[Truncated]';
+  if (value instanceof Error) return redact(serializeError(value), scrub, depth + 1);
+  if (Array.isArray(value)) return value.map((item) => redact(item, scrub, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [key, child] of Object.entries(value)) {
+    out[key] =
+      SENSITIVE_KEY.test(key) && child !== '' && child !== undefined
+        ? REDACTED
+        : redact(child, scrub, depth + 1);
+  }
+  return out;
+}
+
+function serializeError(error: Error): Record<string, unknown> {
+  const out: Record<string, unknown> = { name: error.name, message: error.message };
+  const code = (error as { code?: unknown }).code;
+  if (code !== undefined) out.code = code;
+  if (error.stack !== undefined) out.stack = error.stack;
+  if (error.cause !== undefined) out.cause = error.cause;
+  return out;
+}
+
+function renderJson(record: Record<string, unknown>): string {
+  return JSON.stringify(record);
+}
+
+// `INFO service.start version=0.1.0 env=staging bind=127.0.0.1:8080 service=ops-service ts=...`
+function renderPretty(record: Record<string, unknown>): string {
+  const { ts, level, event, service, version, env, ...rest } = record;
+  const parts = [
+    String(level).toUpperCase(),
+    String(event),
+    `version=${prettyValue(version)}`,
+    `env=${prettyValue(env)}`,
+  ];
+  for (const [key, value] of Object.entries(rest)) {
+    if (value !== undefined) parts.push(`${key}=${prettyValue(value)}`);
+  }
+  parts.push(`service=${prettyValue(service)}`, `ts=${prettyValue(ts)}`);
+  return parts.join(' ');
+}
+
+function prettyValue(value: unknown): string {
+  if (typeof value === 'string') return /^[^\s"=]+$/.test(value) ? value : JSON.stringify(value);
+  if (typeof value === 'object' && value !== null) return JSON.stringify(value);
+  return String(value);
+}

@@ -1,0 +1,148 @@
+import { captureLogger } from '../helpers/log-capture';
+
+describe('log line schema', () => {
+  it('when an event is logged as JSON, then the line has the envelope fields first and the event fields after', () => {
+    const { logger, lines, records } = captureLogger({ env: 'staging' });
+    logger.info('service.start', { version: '0.1.0', env: 'staging', bind: '127.0.0.1:8080' });
+    const [record] = records();
+    expect(Object.keys(record ?? {})).toEqual([
+      'ts',
+      'level',
+      'event',
+      'service',
+      'version',
+      'env',
+      'bind',
+    ]);
+    expect(record).toMatchObject({
+      level: 'info',
+      event: 'service.start',
+      service: 'ops-service',
+      version: '0.1.0',
+      env: 'staging',
+      bind: '127.0.0.1:8080',
+    });
+    expect(new Date(String(record?.ts)).toISOString()).toBe(record?.ts);
+    expect(lines()).toHaveLength(1);
+  });
+
+  it('when the format is pretty, then the line reads like the contract example and still carries every field', () => {
+    const { logger, lines } = captureLogger({ env: 'staging', format: 'pretty' });
+    logger.info('service.start', { bind: '127.0.0.1:8080' });
+    logger.warn('shutdown.drain_timeout', { in_flight: 2, reason: 'two slow requests' });
+    const [start, timeout] = lines();
+    expect(start).toMatch(
+      /^INFO service\.start version=0\.1\.0 env=staging bind=127\.0\.0\.1:8080 service=ops-service ts=\d{4}-\d\d-\d\dT[\d:.]+Z$/,
+    );
+    expect(timeout).toMatch(
+      /^WARN shutdown\.drain_timeout version=0\.1\.0 env=staging in_flight=2 reason="two slow requests" service=ops-service ts=/,
+    );
+  });
+
+  it('when fields try to overwrite the envelope, then the envelope wins', () => {
+    const { logger, records } = captureLogger();
+    logger.info('x.y', { event: 'other', level: 'error', service: 'evil', custom: 1 });
+    expect(records()[0]).toMatchObject({
+      event: 'x.y',
+      level: 'info',
+      service: 'ops-service',
+      custom: 1,
+    });
+  });
+
+  it('when a level is below the configured one, then nothing is written', () => {
+    const { logger, lines } = captureLogger({ level: 'warn' });
+    logger.info('quiet');
+    logger.debug('quieter');
+    logger.warn('loud');
+    expect(lines()).toHaveLength(1);
+    expect(logger.isLevelEnabled('info')).toBe(false);
+    expect(logger.isLevelEnabled('error')).toBe(true);
+  });
+});
+
+describe('request scope', () => {
+  it('when a child logger is made for a request, then every line it writes carries the request fields', () => {
+    const { logger, records } = captureLogger();
+    const child = logger.child({
+      request_id: 'req-1',
+      trace_id: 'a'.repeat(32),
+      span_id: 'b'.repeat(16),
+    });
+    child.info('order.created', { order_id: 'o-1' });
+    child.child({ step: 2 }).info('nested');
+    expect(records()[0]).toMatchObject({
+      request_id: 'req-1',
+      trace_id: 'a'.repeat(32),
+      span_id: 'b'.repeat(16),
+      order_id: 'o-1',
+    });
+    expect(records()[1]).toMatchObject({ request_id: 'req-1', step: 2 });
+  });
+
+  it('when a scope provider is given, then lines of the root logger carry the current scope', () => {
+    let scope: Record<string, string> | undefined = { request_id: 'req-9' };
+    const { logger, records } = captureLogger({ scope: () => scope });
+    logger.info('inside');
+    scope = undefined;
+    logger.info('outside');
+    expect(records()[0]).toMatchObject({ request_id: 'req-9' });
+    expect(records()[1]).not.toHaveProperty('request_id');
+  });
+});
+
+describe('redaction at the logger', () => {
+  const secret = 'postgres://orders:s3cr3t-pw@db:5432/orders';
+
+  it('when a config secret appears anywhere in a line, then its value is replaced', () => {
+    const { logger, lines } = captureLogger({ secrets: [secret] });
+    logger.error('db.connect_failed', {
+      reason: `could not connect to ${secret}: timeout`,
+      nested: { copy: [secret] },
+    });
+    expect(lines()[0]).not.toContain('s3cr3t-pw');
+    expect(lines()[0]).toContain('[REDACTED]');
+  });
+
+  it('when a URL carries credentials, then the password part is replaced even if it is not a known secret', () => {
+    const { logger, records } = captureLogger();
+    logger.warn('nats.reconnect', { url: 'nats://svc:hunter2@nats:4222' });
+    expect(records()[0]?.url).toBe('nats://svc:[REDACTED]@nats:4222');
+  });
+
+  it('when headers and credential-like fields are logged, then their values are replaced at any depth', () => {
+    const { logger, lines, records } = captureLogger();
+    logger.info('http.request', {
+      headers: {
+        authorization: 'Bearer abc.def',
+        cookie: 'sid=xyz',
+        'x-api-key': 'k-123',
+        accept: 'application/json',
+      },
+      body: { user: { password: 'p@ss', passwd: 'p2', client_secret: 'cs', refresh_token: 'rt' } },
+    });
+    const text = lines()[0] ?? '';
+    for (const value of ['abc.def', 'sid=xyz', 'k-123', 'p@ss', '"p2"', '"cs"', '"rt"'])
+      expect(text).not.toContain(value);
+    expect(records()[0]).toMatchObject({
+      headers: { accept: 'application/json', authorization: '[REDACTED]' },
+    });
+  });
+
+  it('when an error with a cause chain is logged, then name, message and cause are kept and secrets scrubbed', () => {
+    const { logger, records } = captureLogger({ secrets: [secret] });
+    const cause = Object.assign(new Error(`connect ECONNREFUSED for ${secret}`), {
+      code: 'ECONNREFUSED',
+    });
+    logger.error('process.crash', { error: new Error('startup failed', { cause }) });
+    const error = records()[0]?.error as {
+      name: string;
+      message: string;
+      cause: { code: string; message: string };
+    };
+    expect(error.name).toBe('Error');
+    expect(error.message).toBe('startup failed');
+    expect(error.cause.code).toBe('ECONNREFUSED');
+    expect(error.cause.message).not.toContain('s3cr3t-pw');
+  });
+});
