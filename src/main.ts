@@ -1,13 +1,14 @@
 // Production entry point: load config -> create the runtime -> start it.
+import { buildInfo } from './build-info';
 import { loadConfig } from './config/load-config';
 import { EXIT_INVALID_CONFIG, reportInvalidConfig } from './config/report-invalid';
-import { buildInfo } from './build-info';
+import { startRuntime } from './runtime/runtime';
 import { createLogger } from './telemetry/logger';
 
-function main(): void {
-  const build = buildInfo();
+async function main(): Promise<void> {
   const loaded = loadConfig();
   if (!loaded.ok) {
+    const build = buildInfo();
     const logger = createLogger({
       service: build.name,
       version: build.version,
@@ -16,30 +17,10 @@ function main(): void {
       format: loaded.hints.logFormat,
     });
     reportInvalidConfig(loaded.problems, logger, process.stderr);
-    process.exitCode = EXIT_INVALID_CONFIG;
-    return;
+    await logger.flush();
+    process.exit(EXIT_INVALID_CONFIG);
   }
-  const { config } = loaded;
-  const logger = createLogger({
-    service: config.telemetry.serviceName,
-    version: build.version,
-    env: config.env,
-    level: config.log.level,
-    format: config.log.format,
-    secrets: loaded.secrets,
-  });
-  logger.info('service.start', {
-    version: build.version,
-    env: config.env,
-    bind: `${config.http.host}:${config.http.port}`,
-  });
-  const keepAlive = setInterval(() => undefined, 1 << 30);
-  const stop = (signal: NodeJS.Signals): void => {
-    clearInterval(keepAlive);
-    logger.info('service.exit', { code: 0, signal });
-  };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
+  await startRuntime(loaded);
 }
 
-main();
+void main();

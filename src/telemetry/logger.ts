@@ -34,7 +34,7 @@ export interface LoggerOptions {
    * Fields of the current scope (the request being served), looked up on every line so that
    * code deep in a request writes `request_id`/`trace_id`/`span_id` without passing a logger.
    */
-  readonly scope?: () => LogFields | undefined;
+  readonly scope?: () => object | undefined;
 }
 
 const LEVELS: Readonly<Record<LogLevel, number>> = { error: 0, warn: 1, info: 2, debug: 3 };

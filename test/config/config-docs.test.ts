@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { readmeTable, renderConfigTable, tableCells } from '../../src/config/config-docs';
+import { renderConfigTable, tableCells } from '../../src/config/config-docs';
+import { CONFIG_TABLE, readSection } from '../../scripts/readme-sections';
 import { schema } from '../../src/config/schema';
 import { leavesOf } from '../../src/config/schema-walk';
 
@@ -8,7 +9,7 @@ describe('the README configuration table', () => {
   const readme = readFileSync(path.join(__dirname, '..', '..', 'README.md'), 'utf8');
 
   it('when the schema changes, then the README table must be regenerated (npm run docs:config)', () => {
-    const section = readmeTable(readme);
+    const section = readSection(readme, CONFIG_TABLE);
     expect(section).toBeDefined();
     expect(tableCells(section ?? '')).toEqual(tableCells(renderConfigTable()));
   });

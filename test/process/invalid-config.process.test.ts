@@ -1,7 +1,7 @@
 // Whole-process: the built service (`node dist/main.js`) refuses to start on invalid config.
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { everListened, freePort } from '../helpers/ports';
+import { canConnect, everListened, freePort } from '../helpers/ports';
 import { spawnService } from '../helpers/service-process';
 import { type TempDir, tempDir } from '../helpers/temp-dir';
 
@@ -98,6 +98,17 @@ describe('when the configuration is invalid, then nothing listens, each problem 
       /^ERROR config\.invalid version=0\.1\.0 env=test problems=\[.*log\.level.*\] problem_count=1 service=ops-service ts=/,
     );
   });
+});
+
+it('when the configuration is valid, then the same probe does see the port bound (the check can fail)', async () => {
+  const port = await freePort();
+  const service = spawnService({ env: { PORT: String(port) } });
+  const ready = await service.waitForEvent('service.ready');
+  const connected = await canConnect(port);
+  service.kill('SIGTERM');
+  expect(await service.exited()).toBe(0);
+  expect(ready.bind).toBe(`127.0.0.1:${port}`);
+  expect(connected).toBe(true);
 });
 
 describe('secrets stay secret at startup', () => {

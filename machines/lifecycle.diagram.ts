@@ -1,0 +1,62 @@
+// Renders a state machine as a Mermaid state diagram, from the machine definition itself, so the
+// picture in the README cannot drift from the code (`npm run lifecycle:diagram`).
+import type { AnyStateMachine, AnyStateNode } from 'xstate';
+
+interface TransitionLike {
+  readonly eventType: string;
+  readonly target?: readonly AnyStateNode[] | undefined;
+  readonly guard?: unknown;
+}
+
+/** `xstate.done.actor.startup` -> `startup done`; `xstate.after.X.lifecycle.y` -> `after X`. */
+export function describeEvent(eventType: string): string {
+  const done = /^xstate\.done\.actor\.(.+)$/.exec(eventType);
+  if (done) return `${done[1]} done`;
+  const error = /^xstate\.error\.actor\.(.+)$/.exec(eventType);
+  if (error) return `${error[1]} failed`;
+  const after = /^xstate\.after\.([^.]+)\./.exec(eventType);
+  if (after) return `after ${after[1]}`;
+  return eventType === '' ? 'always' : eventType;
+}
+
+function guardName(guard: unknown): string | undefined {
+  if (typeof guard === 'string') return guard;
+  if (typeof guard === 'object' && guard !== null && 'type' in guard) {
+    return String(guard.type);
+  }
+  return undefined;
+}
+
+function transitionsOf(node: AnyStateNode): TransitionLike[] {
+  const list: TransitionLike[] = [];
+  for (const transitions of node.transitions.values()) list.push(...transitions);
+  list.push(...(node.always ?? []));
+  return list;
+}
+
+export function toMermaid(machine: AnyStateMachine): string {
+  const lines = ['stateDiagram-v2'];
+  const walk = (node: AnyStateNode, indent: string): void => {
+    const children = Object.values(node.states) as AnyStateNode[];
+    if (children.length === 0) return;
+    const initial = node.initial?.target?.[0];
+    if (initial !== undefined) lines.push(`${indent}[*] --> ${initial.key}`);
+    for (const child of children) {
+      if (Object.keys(child.states).length > 0) {
+        lines.push(`${indent}state ${child.key} {`);
+        walk(child, `${indent}  `);
+        lines.push(`${indent}}`);
+      }
+      for (const transition of transitionsOf(child)) {
+        for (const target of transition.target ?? []) {
+          const guard = guardName(transition.guard);
+          const label = describeEvent(transition.eventType) + (guard ? ` [${guard}]` : '');
+          lines.push(`${indent}${child.key} --> ${target.key}: ${label}`);
+        }
+      }
+      if (child.type === 'final') lines.push(`${indent}${child.key} --> [*]`);
+    }
+  };
+  walk(machine.root, '  ');
+  return lines.join('\n');
+}

@@ -1,0 +1,61 @@
+// Counts the requests in flight and holds each one's AbortSignal, which fires at the drain
+// deadline. The lifecycle machine hears about it only through events (IN_FLIGHT_ZERO).
+
+import type { ServerResponse } from 'node:http';
+
+export interface TrackedRequest {
+  controller: AbortController | undefined;
+  readonly response: ServerResponse;
+}
+
+type CountListener = (inFlight: number) => void;
+
+export class RequestTracker {
+  private readonly active = new Set<TrackedRequest>();
+  private readonly listeners = new Set<CountListener>();
+
+  get inFlight(): number {
+    return this.active.size;
+  }
+
+  begin(response: ServerResponse): TrackedRequest {
+    const request: TrackedRequest = { controller: undefined, response };
+    this.active.add(request);
+    return request;
+  }
+
+  end(request: TrackedRequest): void {
+    if (!this.active.delete(request)) return;
+    const count = this.active.size;
+    for (const listener of this.listeners) listener(count);
+  }
+
+  /** The request's AbortSignal, made on first use so requests that never ask pay nothing. */
+  signalOf(request: TrackedRequest): AbortSignal {
+    request.controller ??= new AbortController();
+    return request.controller.signal;
+  }
+
+  /** Aborts every request still in flight; returns how many there were. */
+  abortAll(reason: Error): number {
+    const count = this.active.size;
+    for (const request of this.active) request.controller?.abort(reason);
+    return count;
+  }
+
+  /**
+   * Shutdown has begun: every response not yet started will carry `Connection: close`, so its
+   * client reconnects (to another instance) instead of reusing this socket.
+   */
+  closeConnectionsAfterResponse(): void {
+    for (const { response } of this.active) {
+      if (!response.headersSent) response.setHeader('Connection', 'close');
+    }
+  }
+
+  /** Calls `listener` with the new count whenever a request ends. */
+  onRequestEnd(listener: CountListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+}

@@ -1,0 +1,317 @@
+// Creates the lifecycle actor and wires its subscribers: the HTTP listeners (intake), the
+// readiness endpoint, the signal handler, background workers and the telemetry flush. They
+// drive the machine only by events; the machine decides, and its named effects are provided
+// here with `machine.provide(...)`.
+import { createServer, type Server } from 'node:http';
+import type { Router } from 'express';
+import { type Actor, createActor, fromCallback, fromPromise, type InspectionEvent } from 'xstate';
+import { type LifecycleContext, lifecycleMachine, TAGS } from '../../machines/lifecycle.machine';
+import { buildInfo } from '../build-info';
+import type { LoadedConfig } from '../config/load-config';
+import { createApp } from '../http/app';
+import { createOpsApp } from '../http/ops-app';
+import { currentScope } from '../http/request-scope';
+import { createLogger, type Logger } from '../telemetry/logger';
+import { createLifecycleHistory } from './lifecycle-history';
+import { listen, stopAccepting } from './listeners';
+import { RequestTracker } from './request-tracker';
+import { installProcessHandlers } from './process-handlers';
+import { startInspector, type Inspector } from './inspector';
+
+export type LifecycleActor = Actor<typeof lifecycleMachine>;
+
+/** A background worker (the payments consumer, the outbox relay): stops after its current unit. */
+export interface Worker {
+  readonly name: string;
+  stop(): Promise<void>;
+}
+
+/** Something that must answer before the service is ready (the database, later). */
+export interface StartupCheck {
+  readonly name: string;
+  /** Resolves when the dependency is usable; `signal` aborts when startup is abandoned. */
+  run(signal: AbortSignal): Promise<void>;
+}
+
+class StartupCheckError extends Error {
+  readonly errorCode = 'DEPENDENCY_UNAVAILABLE';
+}
+
+async function runStartupCheck(check: StartupCheck, signal: AbortSignal): Promise<void> {
+  signal.throwIfAborted();
+  try {
+    await check.run(signal);
+  } catch (error) {
+    if (signal.aborted) throw error;
+    throw new StartupCheckError(
+      `${check.name}: ${error instanceof Error ? error.message : String(error)}`,
+      {
+        cause: error,
+      },
+    );
+  }
+}
+
+export interface RuntimeOptions {
+  readonly startupChecks?: readonly StartupCheck[];
+  /** Extra routers on the main listener (the drill entry point adds slow routes here). */
+  readonly routers?: readonly Router[];
+  readonly workers?: readonly Worker[];
+  /** How the process ends; `process.exit` by default. Tests pass their own. */
+  readonly exit?: (code: number) => void;
+  readonly logger?: Logger;
+  /** Install SIGTERM/SIGINT and crash handlers (default true). */
+  readonly handleProcessEvents?: boolean;
+}
+
+export interface Runtime {
+  readonly actor: LifecycleActor;
+  readonly logger: Logger;
+  readonly tracker: RequestTracker;
+  readonly mainServer: Server;
+  readonly opsServer: Server;
+  /** Resolves with the exit code once the machine reaches `stopped`. */
+  readonly stopped: Promise<number>;
+}
+
+export async function startRuntime(
+  loaded: LoadedConfig,
+  options: RuntimeOptions = {},
+): Promise<Runtime> {
+  const { config } = loaded;
+  const build = buildInfo();
+  const startedAt = new Date();
+  const exit = options.exit ?? ((code: number) => process.exit(code));
+  const logger =
+    options.logger ??
+    createLogger({
+      service: config.telemetry.serviceName,
+      version: build.version,
+      env: config.env,
+      level: config.log.level,
+      format: config.log.format,
+      secrets: loaded.secrets,
+      scope: currentScope,
+    });
+  const tracker = new RequestTracker();
+  const workers = options.workers ?? [];
+  // Subscribers below read the actor created at the end of this function; none runs before it.
+  const view = { getSnapshot: () => actor.getSnapshot() };
+
+  const history = createLifecycleHistory((record) => {
+    logger.info('lifecycle.transition', { from: record.from, to: record.to, cause: record.cause });
+  });
+
+  const mainServer = createServer(
+    createApp({ lifecycle: view, tracker, logger, routers: options.routers ?? [] }),
+  );
+  // Timeouts, deliberately (see README "HTTP server timeouts"): keep-alive above the load
+  // balancer's idle timeout, and bounded time for slow clients to send headers and bodies.
+  mainServer.keepAliveTimeout = config.http.keepAliveTimeoutMs;
+  mainServer.headersTimeout = config.http.headersTimeoutMs;
+  mainServer.requestTimeout = config.http.requestTimeoutMs;
+  const opsServer = createServer(
+    createOpsApp({
+      lifecycle: view,
+      tracker,
+      history: history.records,
+      build,
+      configHash: loaded.hash,
+      startedAt,
+    }),
+  );
+
+  // After intake stops, close keep-alive sockets as soon as they go idle.
+  tracker.onRequestEnd(() => {
+    if (actor.getSnapshot().hasTag(TAGS.intakeClosed)) mainServer.closeIdleConnections();
+  });
+
+  let resolveStopped: (code: number) => void = () => undefined;
+  const stopped = new Promise<number>((resolve) => {
+    resolveStopped = resolve;
+  });
+  let shutdownStartedAt: number | undefined;
+  let intakeStoppedAt: number | undefined;
+  let flushStartedAt: number | undefined;
+  const sinceShutdown = (): number =>
+    shutdownStartedAt === undefined ? 0 : Date.now() - shutdownStartedAt;
+
+  const inspector: Inspector | undefined =
+    config.inspect === '' ? undefined : await startInspector(config.inspect, logger);
+
+  const machine = lifecycleMachine.provide({
+    actors: {
+      // Ops listener first (so /lifecycle shows startup), then the essential dependencies, then
+      // the main listener last: nothing is routed here before the service can serve.
+      startup: fromPromise(async ({ signal }) => {
+        const opsBind = await listen(opsServer, 'ops', config.ops.host, config.ops.port);
+        for (const check of options.startupChecks ?? []) {
+          await runStartupCheck(check, signal);
+        }
+        signal.throwIfAborted();
+        const bind = await listen(mainServer, 'main', config.http.host, config.http.port);
+        return { bind, opsBind };
+      }),
+      stopIntake: fromPromise(async () => {
+        stopAccepting(mainServer);
+        intakeStoppedAt = Date.now();
+        return Promise.resolve();
+      }),
+      watchInFlight: fromCallback(({ sendBack }) => {
+        if (tracker.inFlight === 0) sendBack({ type: 'IN_FLIGHT_ZERO' });
+        return tracker.onRequestEnd((count) => {
+          if (count === 0) sendBack({ type: 'IN_FLIGHT_ZERO' });
+        });
+      }),
+      stopWorkers: fromCallback(({ sendBack }) => {
+        void Promise.allSettled(workers.map((worker) => worker.stop())).then((results) => {
+          results.forEach((result, index) => {
+            if (result.status === 'rejected') {
+              logger.error('worker.stop_failed', {
+                worker: workers[index]?.name,
+                error: result.reason,
+              });
+            }
+          });
+          sendBack({ type: 'WORKERS_STOPPED' });
+        });
+      }),
+      flushTelemetry: fromPromise(async () => {
+        flushStartedAt = Date.now();
+        await logger.flush();
+      }),
+    },
+    actions: {
+      logServiceStart: () => {
+        logger.info('service.start', {
+          version: build.version,
+          env: config.env,
+          bind: `${config.http.host}:${config.http.port}`,
+          ops_bind: `${config.ops.host}:${config.ops.port}`,
+          config_hash: loaded.hash,
+        });
+      },
+      logServiceReady: ({ context }) => {
+        logger.info('service.ready', {
+          ready: true,
+          startup_ms: Date.now() - startedAt.getTime(),
+          bind: context.bind,
+          ops_bind: context.opsBind,
+        });
+      },
+      logStartFailed: ({ context }) => {
+        logger.error('service.start_failed', {
+          error_code: context.failure?.errorCode ?? 'STARTUP_FAILED',
+          error_category: 'unexpected',
+          reason: context.failure?.reason ?? 'unknown',
+        });
+      },
+      logShutdownBegin: ({ context }) => {
+        shutdownStartedAt = Date.now();
+        armHardStop();
+        tracker.closeConnectionsAfterResponse();
+        logger.info('shutdown.begin', {
+          signal: context.signal ?? null,
+          cause: context.stopReason,
+          in_flight: tracker.inFlight,
+          delay_ms: config.shutdown.delayMs,
+          drain_timeout_ms: config.shutdown.drainTimeoutMs,
+        });
+      },
+      logIntakeStopped: () => {
+        logger.info('shutdown.intake_stopped', {
+          in_flight: tracker.inFlight,
+          since_shutdown_ms: sinceShutdown(),
+        });
+      },
+      logDrainComplete: () => {
+        logger.info('shutdown.drain_complete', {
+          in_flight: 0,
+          drain_ms: Date.now() - (intakeStoppedAt ?? Date.now()),
+        });
+      },
+      logDrainTimeout: ({ context }) => {
+        const inFlight = tracker.inFlight;
+        logger.warn('shutdown.drain_timeout', {
+          in_flight: inFlight,
+          aborted: inFlight,
+          cause: context.drainOutcome === 'skipped' ? 'second_signal' : 'drain_timeout',
+          drain_ms: intakeStoppedAt === undefined ? 0 : Date.now() - intakeStoppedAt,
+        });
+      },
+      abortInFlight: () => {
+        tracker.abortAll(new Error('shutdown: the drain deadline passed'));
+        mainServer.closeAllConnections();
+      },
+      logTelemetryFlush: ({ context }) => {
+        const status = context.flushStatus ?? 'error';
+        logger[status === 'ok' ? 'info' : 'warn']('telemetry.flush', {
+          status,
+          flush_ms: Date.now() - (flushStartedAt ?? Date.now()),
+        });
+      },
+      exitProcess: ({ context }) => {
+        void finish(context);
+      },
+    },
+  });
+
+  let hardStop: NodeJS.Timeout | undefined;
+  // The last deadline lives outside the machine on purpose: it must fire even if the machine or
+  // an effect it waits on is wedged. unref'd, so it never keeps a finished process alive.
+  function armHardStop(): void {
+    if (hardStop !== undefined) return;
+    hardStop = setTimeout(() => {
+      logger.error('shutdown.hard_stop', {
+        error_code: 'HARD_STOP',
+        error_category: 'unexpected',
+        hard_stop_ms: config.shutdown.hardStopMs,
+        state: JSON.stringify(actor.getSnapshot().value),
+        in_flight: tracker.inFlight,
+      });
+      logger.info('service.exit', { code: 1 });
+      exit(1);
+    }, config.shutdown.hardStopMs);
+    hardStop.unref();
+  }
+
+  let finishing = false;
+  async function finish(context: LifecycleContext): Promise<void> {
+    if (finishing) return;
+    finishing = true;
+    if (hardStop !== undefined) clearTimeout(hardStop);
+    for (const server of [mainServer, opsServer]) {
+      if (server.listening) server.close();
+      server.closeAllConnections();
+    }
+    await inspector?.stop();
+    logger.info('service.exit', {
+      code: context.exitCode,
+      cause: context.stopReason ?? 'unknown',
+      since_shutdown_ms: sinceShutdown(),
+    });
+    await logger.flush();
+    resolveStopped(context.exitCode);
+    exit(context.exitCode);
+  }
+
+  const inspect = (event: InspectionEvent): void => {
+    history.inspect(event);
+    inspector?.inspect(event);
+  };
+  const actor: LifecycleActor = createActor(machine, {
+    input: {
+      budgets: {
+        startupTimeoutMs: config.lifecycle.startupTimeoutMs,
+        delayMs: config.shutdown.delayMs,
+        drainTimeoutMs: config.shutdown.drainTimeoutMs,
+        flushTimeoutMs: config.shutdown.flushTimeoutMs,
+      },
+      essentialDependencies: [],
+    },
+    inspect,
+  });
+  if (options.handleProcessEvents !== false) installProcessHandlers(actor, logger);
+  actor.start();
+  return { actor, logger, tracker, mainServer, opsServer, stopped };
+}

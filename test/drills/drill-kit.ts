@@ -1,0 +1,150 @@
+// Tools for whole-process shutdown drills: spawn the drill service, keep keep-alive connections
+// busy like a load balancer would, and account for every request sent.
+import http from 'node:http';
+import path from 'node:path';
+import { ROOT, type ServiceProcess, spawnService } from '../helpers/service-process';
+
+export const DRILL_SERVICE = path.join(ROOT, 'dist-test', 'test', 'fixtures', 'drill-service.js');
+
+export interface Outcome {
+  readonly ok: boolean;
+  readonly status?: number;
+  readonly error?: string;
+  readonly connection?: string;
+  readonly sentAt: number;
+  readonly doneAt: number;
+}
+
+export interface Started {
+  readonly service: ServiceProcess;
+  readonly port: number;
+  readonly opsPort: number;
+}
+
+function portOf(bind: unknown): number {
+  const match = /:(\d+)$/.exec(String(bind));
+  if (match?.[1] === undefined) throw new Error(`no port in bind ${String(bind)}`);
+  return Number(match[1]);
+}
+
+export async function startDrillService(env: Record<string, string> = {}): Promise<Started> {
+  const service = spawnService({ script: DRILL_SERVICE, env: { LOG_LEVEL: 'info', ...env } });
+  const ready = await service.waitForEvent('service.ready');
+  return { service, port: portOf(ready.bind), opsPort: portOf(ready.ops_bind) };
+}
+
+/** One GET; resolves with what happened, never rejects. A response counts only if complete. */
+export function get(port: number, pathname: string, agent: http.Agent | false): Promise<Outcome> {
+  const sentAt = Date.now();
+  return new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port, path: pathname, agent }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        body += chunk;
+      });
+      res.once('error', (error) =>
+        resolve({ ok: false, error: error.message, sentAt, doneAt: Date.now() }),
+      );
+      res.once('end', () => {
+        const expected = Number(res.headers['content-length']);
+        const complete = Number.isNaN(expected) || Buffer.byteLength(body) === expected;
+        let parsed = complete;
+        try {
+          if (complete) JSON.parse(body);
+        } catch {
+          parsed = false;
+        }
+        resolve({
+          ok: parsed && res.statusCode === 200,
+          status: res.statusCode,
+          ...(parsed ? {} : { error: 'incomplete body' }),
+          ...(res.headers.connection === undefined ? {} : { connection: res.headers.connection }),
+          sentAt,
+          doneAt: Date.now(),
+        });
+      });
+    });
+    req.once('error', (error: NodeJS.ErrnoException) => {
+      resolve({ ok: false, error: error.code ?? error.message, sentAt, doneAt: Date.now() });
+    });
+  });
+}
+
+export interface LoadOptions {
+  readonly port: number;
+  readonly connections: number;
+  /** Request durations are drawn from this range (ms), seeded for repeatability. */
+  readonly minMs: number;
+  readonly maxMs: number;
+  /** The load stops sending new requests when this resolves (the load balancer has moved on). */
+  readonly stopSending: Promise<void>;
+}
+
+/** A small seeded PRNG (mulberry32): drills vary durations the same way on every run. */
+export function seeded(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * Keeps `connections` keep-alive connections busy: each loop sends a request of random duration
+ * as soon as its previous one is answered, until `stopSending`. Resolves with every outcome once
+ * all requests sent are settled.
+ */
+export async function runLoad(options: LoadOptions): Promise<Outcome[]> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: options.connections });
+  const random = seeded(42);
+  const outcomes: Outcome[] = [];
+  let sending = true;
+  void options.stopSending.then(() => {
+    sending = false;
+  });
+  const loop = async (): Promise<void> => {
+    while (sending) {
+      const ms = Math.round(options.minMs + random() * (options.maxMs - options.minMs));
+      const bytes = 64 + Math.round(random() * 16_000);
+      outcomes.push(await get(options.port, `/drill/work?ms=${ms}&bytes=${bytes}`, agent));
+    }
+  };
+  await Promise.all(Array.from({ length: options.connections }, loop));
+  agent.destroy();
+  return outcomes;
+}
+
+export function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Contract section 3 events, in the order a clean shutdown writes them. */
+export const CONTRACT_SHUTDOWN_ORDER = [
+  'service.start',
+  'service.ready',
+  'shutdown.begin',
+  'shutdown.intake_stopped',
+  'shutdown.drain_complete',
+  'telemetry.flush',
+  'service.exit',
+];
+
+const CONTRACT_EVENTS = new Set([
+  ...CONTRACT_SHUTDOWN_ORDER,
+  'service.start_failed',
+  'shutdown.drain_timeout',
+]);
+
+export function contractEvents(service: ServiceProcess): string[] {
+  return service.events().filter((event) => CONTRACT_EVENTS.has(event));
+}
+
+export function timeOf(service: ServiceProcess, event: string): number {
+  const line = service.lines.find((l) => l.event === event);
+  if (line === undefined) throw new Error(`no ${event} line`);
+  return Date.parse(line.ts);
+}
