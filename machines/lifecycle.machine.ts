@@ -112,8 +112,8 @@ export const lifecycleMachine = setup({
     watchInFlight: fromCallback(() => notProvided('watchInFlight')),
     /** Asks background workers to finish their unit and checkpoint; sends WORKERS_STOPPED. */
     stopWorkers: fromCallback(() => notProvided('stopWorkers')),
-    /** Flushes and shuts down the telemetry exporters. */
-    flushTelemetry: fromPromise<void>(() => notProvided('flushTelemetry')),
+    /** Flushes and shuts down the telemetry exporters; `timeout` when an export hit its deadline. */
+    flushTelemetry: fromPromise<{ status: 'ok' | 'timeout' }>(() => notProvided('flushTelemetry')),
   },
   actions: {
     // Effects the runtime provides (logging, aborting requests, exiting). No-ops by default so
@@ -171,7 +171,10 @@ export const lifecycleMachine = setup({
     recordDrainComplete: assign({ drainOutcome: 'complete' as const }),
     recordDrainTimeout: assign({ drainOutcome: 'timeout' as const, exitCode: 1 as const }),
     recordDrainSkipped: assign({ drainOutcome: 'skipped' as const, exitCode: 1 as const }),
-    recordFlushOk: assign({ flushStatus: 'ok' as const }),
+    recordFlushDone: assign(({ event }) => {
+      const output = (event as unknown as { output?: { status?: 'ok' | 'timeout' } }).output;
+      return { flushStatus: output?.status === 'timeout' ? ('timeout' as const) : ('ok' as const) };
+    }),
     recordFlushError: assign({ flushStatus: 'error' as const }),
     recordFlushTimeout: assign({ flushStatus: 'timeout' as const }),
     recordDependencyDown: assign(({ context, event }) => {
@@ -333,7 +336,7 @@ export const lifecycleMachine = setup({
       invoke: {
         id: 'flushTelemetry',
         src: 'flushTelemetry',
-        onDone: { target: 'stopped', actions: ['recordFlushOk', 'logTelemetryFlush'] },
+        onDone: { target: 'stopped', actions: ['recordFlushDone', 'logTelemetryFlush'] },
         onError: { target: 'stopped', actions: ['recordFlushError', 'logTelemetryFlush'] },
       },
       after: {

@@ -2,13 +2,14 @@
 import { buildInfo } from './build-info';
 import { loadConfig } from './config/load-config';
 import { EXIT_INVALID_CONFIG, reportInvalidConfig } from './config/report-invalid';
-import { startRuntime } from './runtime/runtime';
 import { createLogger } from './telemetry/logger';
+import { createServiceLogger } from './runtime/service-logger';
+import { createTelemetry } from './telemetry/telemetry';
 
 async function main(): Promise<void> {
+  const build = buildInfo();
   const loaded = loadConfig();
   if (!loaded.ok) {
-    const build = buildInfo();
     const logger = createLogger({
       service: build.name,
       version: build.version,
@@ -20,7 +21,11 @@ async function main(): Promise<void> {
     await logger.flush();
     process.exit(EXIT_INVALID_CONFIG);
   }
-  await startRuntime(loaded);
+  const logger = createServiceLogger(loaded);
+  // Tracing exists before Express and the HTTP stack are loaded (the runtime is imported after).
+  const telemetry = createTelemetry(loaded.config, build, logger);
+  const { startRuntime } = await import('./runtime/runtime.js');
+  await startRuntime(loaded, { logger, telemetry });
 }
 
 void main();

@@ -1,5 +1,6 @@
-// The ops listener (never public): /lifecycle now, /metrics from the telemetry layer.
-import express, { type Express, type Router } from 'express';
+// The ops listener (never public): GET /lifecycle and GET /metrics.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import express, { type Express } from 'express';
 import type { BuildInfo } from '../build-info';
 import type { LifecycleView } from '../runtime/lifecycle-view';
 import type { RequestTracker } from '../runtime/request-tracker';
@@ -13,7 +14,8 @@ export interface OpsAppDeps {
   readonly build: BuildInfo;
   readonly configHash: string;
   readonly startedAt: Date;
-  readonly routers?: readonly Router[];
+  /** Prometheus text format for GET /metrics. */
+  readonly serveMetrics: (req: IncomingMessage, res: ServerResponse) => void;
 }
 
 export function createOpsApp(deps: OpsAppDeps): Express {
@@ -39,7 +41,7 @@ export function createOpsApp(deps: OpsAppDeps): Express {
       config_hash: deps.configHash,
     });
   });
-  for (const router of deps.routers ?? []) app.use(router);
+  app.get('/metrics', (req, res) => deps.serveMetrics(req, res));
   app.use((_req, res) => {
     res.status(404).json({ status: 404, detail: 'ops endpoints: GET /lifecycle, GET /metrics' });
   });

@@ -6,7 +6,7 @@ import { TAGS } from '../../machines/lifecycle.machine';
 import { sendProblem, problemOf } from '../errors/problem';
 import type { RequestTracker, TrackedRequest } from '../runtime/request-tracker';
 import type { LifecycleView } from '../runtime/lifecycle-view';
-import { requestScope, type RequestScope } from './request-scope';
+import { currentScope } from './request-scope';
 
 // Bounded length and a safe alphabet: an incoming id is echoed into headers and logs.
 const VALID_REQUEST_ID = /^[A-Za-z0-9._:@-]{1,128}$/;
@@ -35,7 +35,7 @@ export function requestId(): RequestHandler {
 
 /**
  * After the probes (which always answer, untracked): the fast 503 once the drain is over,
- * `Connection: close` while draining, in-flight tracking and the request's scope.
+ * `Connection: close` while draining, and in-flight tracking.
  */
 export function drainGate(lifecycle: LifecycleView, tracker: RequestTracker): RequestHandler {
   return (_req: Request, res: Response, next: NextFunction) => {
@@ -50,6 +50,7 @@ export function drainGate(lifecycle: LifecycleView, tracker: RequestTracker): Re
         res,
         problemOf('SHUTTING_DOWN', 'The service is shutting down; retry on another instance.', {
           requestId: locals.requestId,
+          traceId: currentScope()?.fields.trace_id,
         }),
       );
       return;
@@ -60,7 +61,6 @@ export function drainGate(lifecycle: LifecycleView, tracker: RequestTracker): Re
     const tracked = tracker.begin(res);
     res.once('close', () => tracker.end(tracked));
     locals.tracked = tracked;
-    const scope: RequestScope = { request_id: locals.requestId };
-    requestScope.run(scope, next);
+    next();
   };
 }

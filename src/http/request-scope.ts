@@ -1,15 +1,34 @@
-// The scope of the request being served, carried through async calls, so every log line written
-// while serving it has its ids without passing a logger around.
+// The scope of the request being served, carried through async calls: its log fields (so every
+// line written while serving it has its ids without passing a logger around) and its server span
+// (the explicit parent of dependency spans).
 import { AsyncLocalStorage } from 'node:async_hooks';
+import type { Context, Span } from '@opentelemetry/api';
+
+export interface RequestLogFields {
+  readonly request_id: string;
+  readonly trace_id?: string;
+  readonly span_id?: string;
+}
 
 export interface RequestScope {
-  readonly request_id: string;
-  trace_id?: string;
-  span_id?: string;
+  readonly fields: RequestLogFields;
+  readonly span?: Span;
+  /** The OpenTelemetry context holding the server span. */
+  readonly context?: Context;
 }
 
 export const requestScope = new AsyncLocalStorage<RequestScope>();
 
 export function currentScope(): RequestScope | undefined {
   return requestScope.getStore();
+}
+
+/** For the logger: the current request's ids, if a request is being served. */
+export function currentLogFields(): RequestLogFields | undefined {
+  return requestScope.getStore()?.fields;
+}
+
+/** Runs `fn` outside any request scope (lifecycle events triggered from inside a request). */
+export function outsideRequest<T>(fn: () => T): T {
+  return requestScope.exit(fn);
 }

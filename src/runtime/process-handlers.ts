@@ -2,11 +2,12 @@
 // signal is the first or the second is for the machine to decide.
 import type { Actor } from 'xstate';
 import type { LifecycleMachine } from '../../machines/lifecycle.machine';
+import { outsideRequest } from '../http/request-scope';
 import type { Logger } from '../telemetry/logger';
 
 export function installProcessHandlers(actor: Actor<LifecycleMachine>, logger: Logger): () => void {
   const onSignal = (signal: 'SIGTERM' | 'SIGINT'): void => {
-    actor.send({ type: 'SIGNAL', signal });
+    outsideRequest(() => actor.send({ type: 'SIGNAL', signal }));
   };
   const onCrash = (origin: 'uncaughtException' | 'unhandledRejection') => (error: unknown) => {
     logger.error('process.crash', {
@@ -15,7 +16,8 @@ export function installProcessHandlers(actor: Actor<LifecycleMachine>, logger: L
       origin,
       error,
     });
-    actor.send({ type: 'CRASH', error });
+    // The crash line keeps the request it happened in; the shutdown it starts does not.
+    outsideRequest(() => actor.send({ type: 'CRASH', error }));
   };
   const onException = onCrash('uncaughtException');
   const onRejection = onCrash('unhandledRejection');

@@ -5,13 +5,20 @@
 import { createServer, type Server } from 'node:http';
 import type { Router } from 'express';
 import { type Actor, createActor, fromCallback, fromPromise, type InspectionEvent } from 'xstate';
-import { type LifecycleContext, lifecycleMachine, TAGS } from '../../machines/lifecycle.machine';
+import {
+  type LifecycleContext,
+  lifecycleMachine,
+  statePath,
+  TAGS,
+} from '../../machines/lifecycle.machine';
 import { buildInfo } from '../build-info';
 import type { LoadedConfig } from '../config/load-config';
 import { createApp } from '../http/app';
 import { createOpsApp } from '../http/ops-app';
-import { currentScope } from '../http/request-scope';
-import { createLogger, type Logger } from '../telemetry/logger';
+import { outsideRequest } from '../http/request-scope';
+import type { Logger } from '../telemetry/logger';
+import { createServiceLogger } from './service-logger';
+import { createTelemetry, type Telemetry } from '../telemetry/telemetry';
 import { createLifecycleHistory } from './lifecycle-history';
 import { listen, stopAccepting } from './listeners';
 import { RequestTracker } from './request-tracker';
@@ -60,6 +67,8 @@ export interface RuntimeOptions {
   /** How the process ends; `process.exit` by default. Tests pass their own. */
   readonly exit?: (code: number) => void;
   readonly logger?: Logger;
+  /** Traces and metrics; made from config when not given (main makes it before Express loads). */
+  readonly telemetry?: Telemetry;
   /** Install SIGTERM/SIGINT and crash handlers (default true). */
   readonly handleProcessEvents?: boolean;
 }
@@ -67,6 +76,7 @@ export interface RuntimeOptions {
 export interface Runtime {
   readonly actor: LifecycleActor;
   readonly logger: Logger;
+  readonly telemetry: Telemetry;
   readonly tracker: RequestTracker;
   readonly mainServer: Server;
   readonly opsServer: Server;
@@ -82,17 +92,8 @@ export async function startRuntime(
   const build = buildInfo();
   const startedAt = new Date();
   const exit = options.exit ?? ((code: number) => process.exit(code));
-  const logger =
-    options.logger ??
-    createLogger({
-      service: config.telemetry.serviceName,
-      version: build.version,
-      env: config.env,
-      level: config.log.level,
-      format: config.log.format,
-      secrets: loaded.secrets,
-      scope: currentScope,
-    });
+  const logger = options.logger ?? createServiceLogger(loaded);
+  const telemetry = options.telemetry ?? createTelemetry(config, build, logger);
   const tracker = new RequestTracker();
   const workers = options.workers ?? [];
   // Subscribers below read the actor created at the end of this function; none runs before it.
@@ -103,7 +104,7 @@ export async function startRuntime(
   });
 
   const mainServer = createServer(
-    createApp({ lifecycle: view, tracker, logger, routers: options.routers ?? [] }),
+    createApp({ lifecycle: view, tracker, logger, telemetry, routers: options.routers ?? [] }),
   );
   // Timeouts, deliberately (see README "HTTP server timeouts"): keep-alive above the load
   // balancer's idle timeout, and bounded time for slow clients to send headers and bodies.
@@ -118,8 +119,14 @@ export async function startRuntime(
       build,
       configHash: loaded.hash,
       startedAt,
+      serveMetrics: (req, res) => telemetry.serveMetrics(req, res),
     }),
   );
+  telemetry.metrics.observe({
+    inFlight: () => tracker.inFlight,
+    phase: () => statePath(actor.getSnapshot().value).split('.')[0] ?? 'starting',
+    dependencies: () => actor.getSnapshot().context.dependencies,
+  });
 
   // After intake stops, close keep-alive sockets as soon as they go idle.
   tracker.onRequestEnd(() => {
@@ -160,7 +167,8 @@ export async function startRuntime(
       watchInFlight: fromCallback(({ sendBack }) => {
         if (tracker.inFlight === 0) sendBack({ type: 'IN_FLIGHT_ZERO' });
         return tracker.onRequestEnd((count) => {
-          if (count === 0) sendBack({ type: 'IN_FLIGHT_ZERO' });
+          // The last request's end runs in its async scope: lifecycle lines are not its lines.
+          if (count === 0) outsideRequest(() => sendBack({ type: 'IN_FLIGHT_ZERO' }));
         });
       }),
       stopWorkers: fromCallback(({ sendBack }) => {
@@ -176,9 +184,13 @@ export async function startRuntime(
           sendBack({ type: 'WORKERS_STOPPED' });
         });
       }),
+      // Traces, metrics, then the log stream; each bounded by the flush budget. The machine's
+      // FLUSH_TIMEOUT is the outer bound, and the process exits explicitly after it.
       flushTelemetry: fromPromise(async () => {
         flushStartedAt = Date.now();
+        const status = await telemetry.flush();
         await logger.flush();
+        return { status };
       }),
     },
     actions: {
@@ -313,5 +325,5 @@ export async function startRuntime(
   });
   if (options.handleProcessEvents !== false) installProcessHandlers(actor, logger);
   actor.start();
-  return { actor, logger, tracker, mainServer, opsServer, stopped };
+  return { actor, logger, telemetry, tracker, mainServer, opsServer, stopped };
 }

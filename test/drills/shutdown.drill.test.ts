@@ -91,6 +91,11 @@ describe('the golden shutdown path under load', () => {
         status: 'ok',
       });
       expect(service.lines.at(-1)).toMatchObject({ event: 'service.exit', code: 0 });
+      // Lifecycle lines are the process's, never a request's (even when a request's end triggers them).
+      const lifecycleLines = service.lines.filter((l) =>
+        /^(shutdown|lifecycle|telemetry|service)\./.test(l.event),
+      );
+      expect(lifecycleLines.filter((l) => 'request_id' in l)).toEqual([]);
       expect(
         service.lines.find((l) => l.event === 'shutdown.intake_stopped')?.in_flight,
       ).toBeGreaterThan(0);

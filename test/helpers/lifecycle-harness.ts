@@ -35,7 +35,7 @@ export function harness(
   options: { workersStopAtOnce?: boolean; inFlight?: number; essential?: string[] } = {},
 ) {
   const startup = deferred<{ bind: string; opsBind: string }>();
-  const flush = deferred<void>();
+  const flush = deferred<{ status: 'ok' | 'timeout' }>();
   const actions: string[] = [];
   let inFlight = options.inFlight ?? 0;
   let sendToMachine: ((event: AnyEventObject) => void) | undefined;

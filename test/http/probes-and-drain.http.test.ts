@@ -4,16 +4,19 @@ import type { AddressInfo } from 'node:net';
 import { Router } from 'express';
 import request from 'supertest';
 import { createApp } from '../../src/http/app';
+import { currentLogFields } from '../../src/http/request-scope';
 import { RequestTracker } from '../../src/runtime/request-tracker';
 import { captureLogger } from '../helpers/log-capture';
+import { testTelemetry } from '../helpers/test-telemetry';
 import { BUDGETS, harness, settle, toReady, type Harness } from '../helpers/lifecycle-harness';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
 function appFor(h: Harness, routers: Router[] = []) {
   const tracker = new RequestTracker();
-  const log = captureLogger();
-  const app = createApp({ lifecycle: h.actor, tracker, logger: log.logger, routers });
+  const log = captureLogger({ scope: currentLogFields });
+  const telemetry = testTelemetry(log.logger);
+  const app = createApp({ lifecycle: h.actor, tracker, logger: log.logger, telemetry, routers });
   return { app, tracker, log };
 }
 
@@ -215,10 +218,12 @@ describe('request ids and tracking', () => {
       );
       signal.addEventListener('abort', () => res.status(503).json({ aborted: true }));
     });
+    const logger = captureLogger().logger;
     const app = createApp({
       lifecycle: h.actor,
       tracker,
-      logger: captureLogger().logger,
+      logger,
+      telemetry: testTelemetry(logger),
       routers: [router],
     });
     const pending = request(app)
@@ -264,6 +269,13 @@ describe('errors are problem+json and never leak internals', () => {
     expect(JSON.stringify(res.body)).not.toMatch(/secret internal|app\.js|at /);
     const logged = log.records().filter((r) => r.event === 'http.unhandled_error');
     expect(logged).toHaveLength(1);
-    expect(logged[0]).toMatchObject({ error_code: 'INTERNAL', error_category: 'unexpected' });
+    expect(logged[0]).toMatchObject({
+      error_code: 'INTERNAL',
+      error_category: 'unexpected',
+      request_id: res.headers['x-request-id'],
+      trace_id: (res.body as { trace_id: string }).trace_id,
+    });
+    expect(logged[0]?.span_id).toMatch(/^[0-9a-f]{16}$/);
+    expect((res.body as { trace_id: string }).trace_id).toMatch(/^[0-9a-f]{32}$/);
   });
 });

@@ -48,7 +48,7 @@ describe('starting', () => {
       failure: { errorCode: 'PORT_IN_USE', reason: 'main listener cannot bind' },
     });
     expect(h.actions).toEqual(['logServiceStart', 'logStartFailed', 'flushTelemetry']);
-    h.flush.resolve();
+    h.flush.resolve({ status: 'ok' });
     await settle();
     expect(h.state()).toBe('stopped');
     expect(h.actions.slice(-2)).toEqual(['logTelemetryFlush', 'exitProcess']);
@@ -69,7 +69,7 @@ describe('starting', () => {
     expect(h.state()).toBe('flushing');
     expect(h.context().failure?.errorCode).toBe('STARTUP_TIMEOUT');
     expect(h.context().exitCode).toBe(1);
-    h.flush.resolve();
+    h.flush.resolve({ status: 'ok' });
     await settle();
     expect(h.state()).toBe('stopped');
   });
@@ -81,7 +81,7 @@ describe('starting', () => {
     expect(h.actions).toContain('logShutdownBegin');
     expect(h.actions).toContain('stopIntake');
     expect(h.state()).toBe('flushing');
-    h.flush.resolve();
+    h.flush.resolve({ status: 'ok' });
     await settle();
     expect(h.state()).toBe('stopped');
     expect(h.context()).toMatchObject({ exitCode: 0, signal: 'SIGTERM', drainOutcome: 'complete' });
@@ -159,7 +159,7 @@ describe('the golden shutdown path', () => {
     h.requestsFinish();
     expect(h.state()).toBe('flushing');
     expect(h.actor.getSnapshot().hasTag(TAGS.stopping)).toBe(true);
-    h.flush.resolve();
+    h.flush.resolve({ status: 'ok' });
     await settle();
     expect(h.state()).toBe('stopped');
     expect(h.actor.getSnapshot().status).toBe('done');
@@ -214,7 +214,7 @@ describe('shutdown deadlines and failures', () => {
     expect(h.state()).toBe('flushing');
     expect(h.actions).toContain('abortInFlight');
     expect(h.context()).toMatchObject({ exitCode: 1, drainOutcome: 'skipped' });
-    h.flush.resolve();
+    h.flush.resolve({ status: 'ok' });
     await settle();
     expect(h.state()).toBe('stopped');
   });
@@ -228,7 +228,7 @@ describe('shutdown deadlines and failures', () => {
     expect(h.state()).toBe('flushing');
     h.send({ type: 'SIGNAL', signal: 'SIGINT' });
     expect(h.state()).toBe('flushing');
-    h.flush.resolve();
+    h.flush.resolve({ status: 'ok' });
     await settle();
     expect(h.context().exitCode).toBe(1);
   });
@@ -241,7 +241,7 @@ describe('shutdown deadlines and failures', () => {
     expect(h.context()).toMatchObject({ exitCode: 1, stopReason: 'crash' });
     jest.advanceTimersByTime(BUDGETS.delayMs);
     await settle();
-    h.flush.resolve();
+    h.flush.resolve({ status: 'ok' });
     await settle();
     expect(h.state()).toBe('stopped');
     expect(h.context().exitCode).toBe(1);

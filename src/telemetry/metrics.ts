@@ -1,0 +1,127 @@
+// The service's metrics. Label cardinality is bounded by construction: routes are templates
+// (`/v1/orders/:id`, never a raw path), status is a class (`2xx`), states are a fixed set.
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import type { Attributes, Meter, ObservableResult } from '@opentelemetry/api';
+
+/** Seconds; the SDK's default buckets are made for milliseconds (see ../shared/STACK.md). */
+export const DURATION_BUCKETS_SECONDS = [
+  0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+];
+
+export const LIFECYCLE_PHASES = ['starting', 'ready', 'draining', 'flushing', 'stopped'] as const;
+
+export type BreakerState = 'closed' | 'open' | 'half_open';
+const BREAKER_STATES: readonly BreakerState[] = ['closed', 'open', 'half_open'];
+
+export interface ServiceMetrics {
+  recordRequest(method: string, route: string, status: number, seconds: number): void;
+  countError(code: string, category: string): void;
+  /** Sets what the in-flight, lifecycle and dependency gauges read at each scrape. */
+  observe(sources: {
+    inFlight(): number;
+    phase(): string;
+    dependencies(): Readonly<Record<string, { readonly status: string }>>;
+  }): void;
+  setBreakerState(dependency: string, state: BreakerState): void;
+  /** For the outbox relay: how many events wait to be published. */
+  observeOutboxBacklog(read: () => number): void;
+}
+
+export function statusClass(status: number): string {
+  return `${Math.floor(status / 100)}xx`;
+}
+
+export function createServiceMetrics(meter: Meter): ServiceMetrics {
+  const duration = meter.createHistogram('http.server.request.duration', {
+    description: 'Duration of HTTP server requests, per route, method and status class.',
+    unit: 's',
+    advice: { explicitBucketBoundaries: DURATION_BUCKETS_SECONDS },
+  });
+  const errors = meter.createCounter('ops.errors', {
+    description: 'Error responses and unexpected errors, per catalogue code and category.',
+  });
+  const inFlightGauge = meter.createObservableUpDownCounter('http.server.active_requests', {
+    description: 'Requests in flight on the main listener.',
+  });
+  const lifecycleGauge = meter.createObservableGauge('ops.lifecycle.state', {
+    description: 'The lifecycle phase: 1 for the current one, 0 for the others.',
+  });
+  const dependencyGauge = meter.createObservableGauge('ops.dependency.up', {
+    description: 'Whether a dependency is up (1) or not (0).',
+  });
+  const breakerGauge = meter.createObservableGauge('ops.circuit_breaker.state', {
+    description: 'Circuit breaker state per dependency: 1 for the current state, 0 for the others.',
+  });
+  const backlogGauge = meter.createObservableGauge('ops.outbox.backlog', {
+    description: 'Events in the outbox waiting to be published.',
+  });
+  const loopDelay = meter.createObservableGauge('nodejs.eventloop.delay.p99', {
+    description: 'p99 event loop delay since the previous scrape.',
+    unit: 's',
+  });
+  const heapUsed = meter.createObservableGauge('process.memory.heap_used', {
+    description: 'V8 heap in use.',
+    unit: 'By',
+  });
+  const rss = meter.createObservableGauge('process.memory.rss', {
+    description: 'Resident set size.',
+    unit: 'By',
+  });
+
+  const histogram = monitorEventLoopDelay({ resolution: 10 });
+  histogram.enable();
+  loopDelay.addCallback((result) => {
+    result.observe(histogram.percentile(99) / 1e9);
+    histogram.reset();
+  });
+  heapUsed.addCallback((result) => result.observe(process.memoryUsage().heapUsed));
+  rss.addCallback((result) => result.observe(process.memoryUsage.rss()));
+
+  const breakers = new Map<string, BreakerState>();
+  breakerGauge.addCallback((result) => {
+    for (const [dependency, current] of breakers) {
+      for (const state of BREAKER_STATES)
+        result.observe(state === current ? 1 : 0, { dependency, state });
+    }
+  });
+
+  const attributeCache = new Map<string, Attributes>();
+  return {
+    recordRequest(method, route, status, seconds) {
+      const cls = statusClass(status);
+      const key = `${method} ${route} ${cls}`;
+      let attributes = attributeCache.get(key);
+      if (attributes === undefined) {
+        attributes = {
+          'http.request.method': method,
+          'http.route': route,
+          'http.response.status_class': cls,
+        };
+        attributeCache.set(key, attributes);
+      }
+      duration.record(seconds, attributes);
+    },
+    countError(code, category) {
+      errors.add(1, { 'error.code': code, 'error.category': category });
+    },
+    observe(sources) {
+      inFlightGauge.addCallback((result) => result.observe(sources.inFlight()));
+      lifecycleGauge.addCallback((result: ObservableResult) => {
+        const phase = sources.phase();
+        for (const name of LIFECYCLE_PHASES)
+          result.observe(name === phase ? 1 : 0, { state: name });
+      });
+      dependencyGauge.addCallback((result) => {
+        for (const [dependency, state] of Object.entries(sources.dependencies())) {
+          result.observe(state.status === 'up' ? 1 : 0, { dependency });
+        }
+      });
+    },
+    setBreakerState(dependency, state) {
+      breakers.set(dependency, state);
+    },
+    observeOutboxBacklog(read) {
+      backlogGauge.addCallback((result) => result.observe(read()));
+    },
+  };
+}
