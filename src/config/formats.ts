@@ -54,6 +54,7 @@ export function registerFormats(): void {
     port: integer(0, 65535, 'a TCP port from 0 to 65535 (0 picks a free port)'),
     'duration-ms': integer(0, 3_600_000, 'a whole number of milliseconds from 0 to 3600000'),
     'positive-int': integer(1, 1_000_000, 'a whole number from 1 to 1000000'),
+    'non-negative-int': integer(0, 1_000_000, 'a whole number from 0 to 1000000'),
     ratio: {
       validate(value: unknown) {
         assertThat(

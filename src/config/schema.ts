@@ -20,6 +20,15 @@ export interface AppConfig {
     keepAliveTimeoutMs: number;
     headersTimeoutMs: number;
     requestTimeoutMs: number;
+    handlerTimeoutMs: number;
+    bodyLimitBytes: number;
+    trustProxyHops: number;
+  };
+  limits: {
+    rateLimitWindowMs: number;
+    rateLimitMax: number;
+    maxConcurrentRequests: number;
+    maxEventLoopDelayMs: number;
   };
   ops: {
     host: string;
@@ -95,6 +104,50 @@ export const schema: convict.Schema<AppConfig> = {
       format: 'duration-ms',
       default: 30_000,
       env: 'HTTP_REQUEST_TIMEOUT_MS',
+    },
+    handlerTimeoutMs: {
+      doc: "Per-request deadline for the service's own work: past it the request's AbortSignal fires and the client gets 503 REQUEST_TIMEOUT. During the drain, a request whose deadline would outlive what is left of the drain budget gets 503 SHUTTING_DOWN at once.",
+      format: 'duration-ms',
+      default: 10_000,
+      env: 'REQUEST_TIMEOUT_MS',
+    },
+    bodyLimitBytes: {
+      doc: 'Largest request body accepted (413 PAYLOAD_TOO_LARGE above it).',
+      format: 'positive-int',
+      default: 262_144,
+      env: 'BODY_LIMIT_BYTES',
+    },
+    trustProxyHops: {
+      doc: 'Proxies in front of the service whose X-Forwarded-For is trusted: the client address (rate limit key, logs) is taken that many hops back. 0: the TCP peer.',
+      format: 'non-negative-int',
+      default: 0,
+      env: 'TRUST_PROXY_HOPS',
+    },
+  },
+  limits: {
+    rateLimitWindowMs: {
+      doc: 'Window of the per-client rate limit.',
+      format: 'duration-ms',
+      default: 60_000,
+      env: 'RATE_LIMIT_WINDOW_MS',
+    },
+    rateLimitMax: {
+      doc: 'Requests one client (by address) may make per window before 429 RATE_LIMITED; 0 turns the limit off.',
+      format: 'non-negative-int',
+      default: 1_200,
+      env: 'RATE_LIMIT_MAX',
+    },
+    maxConcurrentRequests: {
+      doc: 'Requests in flight above which new ones get 503 OVERLOADED at once (load shedding).',
+      format: 'positive-int',
+      default: 512,
+      env: 'MAX_CONCURRENT_REQUESTS',
+    },
+    maxEventLoopDelayMs: {
+      doc: 'Event loop delay (p99 over the last second) above which new requests get 503 OVERLOADED; 0 turns it off.',
+      format: 'duration-ms',
+      default: 500,
+      env: 'SHED_EVENT_LOOP_DELAY_MS',
     },
   },
   ops: {

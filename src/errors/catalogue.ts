@@ -1,6 +1,9 @@
 // The one error catalogue: every code a client or an operator can see is declared here once,
 // with its HTTP status, title, category and whether a retry can help. runbook/errors.md has one
-// heading per code, and a test keeps the two in step.
+// heading per code, and a test keeps the two in step (in both directions).
+//
+// category: `expected` errors are the client's or the environment's (bad input, limits, a
+// dependency down) and are not bugs; `unexpected` ones are bugs and are logged with their cause.
 
 export type ErrorCategory = 'expected' | 'unexpected';
 
@@ -8,10 +11,30 @@ export interface ErrorSpec {
   readonly status: number;
   readonly title: string;
   readonly category: ErrorCategory;
+  /** Whether the same request may succeed if retried later (clients: honour Retry-After). */
   readonly retryable: boolean;
 }
 
 export const ERROR_CATALOGUE = {
+  // The request itself.
+  MALFORMED_REQUEST: {
+    status: 400,
+    title: 'The request is not valid HTTP',
+    category: 'expected',
+    retryable: false,
+  },
+  MALFORMED_JSON: {
+    status: 400,
+    title: 'The request body is not valid JSON',
+    category: 'expected',
+    retryable: false,
+  },
+  VALIDATION_FAILED: {
+    status: 400,
+    title: 'The request did not pass validation',
+    category: 'expected',
+    retryable: false,
+  },
   ROUTE_NOT_FOUND: { status: 404, title: 'No such route', category: 'expected', retryable: false },
   METHOD_NOT_ALLOWED: {
     status: 405,
@@ -19,26 +42,145 @@ export const ERROR_CATALOGUE = {
     category: 'expected',
     retryable: false,
   },
+  CLIENT_TIMEOUT: {
+    status: 408,
+    title: 'The client took too long to send the request',
+    category: 'expected',
+    retryable: true,
+  },
+  PAYLOAD_TOO_LARGE: {
+    status: 413,
+    title: 'The request body is too large',
+    category: 'expected',
+    retryable: false,
+  },
+  UNSUPPORTED_MEDIA_TYPE: {
+    status: 415,
+    title: 'The request body must be application/json',
+    category: 'expected',
+    retryable: false,
+  },
+  HEADERS_TOO_LARGE: {
+    status: 431,
+    title: 'The request headers are too large',
+    category: 'expected',
+    retryable: false,
+  },
+  // Limits and the service's own state.
+  RATE_LIMITED: {
+    status: 429,
+    title: 'Too many requests from this client',
+    category: 'expected',
+    retryable: true,
+  },
+  OVERLOADED: {
+    status: 503,
+    title: 'The service is overloaded',
+    category: 'expected',
+    retryable: true,
+  },
   SHUTTING_DOWN: {
     status: 503,
     title: 'The service is shutting down',
     category: 'expected',
     retryable: true,
   },
+  REQUEST_TIMEOUT: {
+    status: 503,
+    title: 'The request took too long to process',
+    category: 'expected',
+    retryable: true,
+  },
+  // Dependencies.
+  DEPENDENCY_UNAVAILABLE: {
+    status: 503,
+    title: 'A dependency is unavailable',
+    category: 'expected',
+    retryable: true,
+  },
+  CIRCUIT_OPEN: {
+    status: 503,
+    title: 'A dependency is failing; calls to it are paused',
+    category: 'expected',
+    retryable: true,
+  },
+  // The orders API (contract section 6).
+  IDEMPOTENCY_KEY_MISSING: {
+    status: 400,
+    title: 'The Idempotency-Key header is required',
+    category: 'expected',
+    retryable: false,
+  },
+  ORDER_NOT_FOUND: { status: 404, title: 'No such order', category: 'expected', retryable: false },
+  IDEMPOTENCY_KEY_IN_PROGRESS: {
+    status: 409,
+    title: 'A request with this Idempotency-Key is still being processed',
+    category: 'expected',
+    retryable: true,
+  },
+  IDEMPOTENCY_KEY_REUSED: {
+    status: 422,
+    title: 'This Idempotency-Key was used with a different request',
+    category: 'expected',
+    retryable: false,
+  },
+  // Bugs.
   INTERNAL: { status: 500, title: 'Internal error', category: 'unexpected', retryable: true },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;
 
-/** An error with a catalogue code; `detail` is safe to show to clients. */
+export const ERROR_CODES = Object.keys(ERROR_CATALOGUE) as ErrorCode[];
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.hasOwn(ERROR_CATALOGUE, value);
+}
+
+/** One problem with one field of the input, for VALIDATION_FAILED. */
+export interface FieldError {
+  /** JSON pointer-like path: `items[2].quantity`. */
+  readonly field: string;
+  readonly message: string;
+}
+
+/**
+ * An error with a catalogue code. `detail` is written for clients (never an internal message);
+ * `cause` keeps what went wrong underneath, for the logs.
+ */
 export class AppError extends Error {
   readonly code: ErrorCode;
   readonly detail: string;
+  /** Extension members of the problem body (for example `errors` for VALIDATION_FAILED). */
+  readonly extensions: Readonly<Record<string, unknown>>;
+  /** Seconds, for the Retry-After header of retryable errors. */
+  readonly retryAfterSeconds: number | undefined;
 
-  constructor(code: ErrorCode, detail: string, options?: { cause?: unknown }) {
-    super(`${code}: ${detail}`, options);
+  constructor(
+    code: ErrorCode,
+    detail: string,
+    options: {
+      cause?: unknown;
+      extensions?: Readonly<Record<string, unknown>>;
+      retryAfterSeconds?: number;
+    } = {},
+  ) {
+    super(`${code}: ${detail}`, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'AppError';
     this.code = code;
     this.detail = detail;
+    this.extensions = options.extensions ?? {};
+    this.retryAfterSeconds = options.retryAfterSeconds;
+  }
+}
+
+export class ValidationError extends AppError {
+  readonly errors: readonly FieldError[];
+
+  constructor(errors: readonly FieldError[]) {
+    super('VALIDATION_FAILED', `${errors.length} field(s) failed validation.`, {
+      extensions: { errors },
+    });
+    this.name = 'ValidationError';
+    this.errors = errors;
   }
 }

@@ -1,9 +1,9 @@
 // RFC 9457 problem details: the only shape of an error body. No stack trace or internal message
 // ever reaches a client: `detail` comes from the catalogue or from an AppError written for clients.
-import type { Response } from 'express';
+import type { ServerResponse } from 'node:http';
 import { ERROR_CATALOGUE, type ErrorCode } from './catalogue';
 
-export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json; charset=utf-8';
 
 export interface Problem {
   readonly type: string;
@@ -16,6 +16,11 @@ export interface Problem {
   readonly [extension: string]: unknown;
 }
 
+/** The `type` URI of a code: stable, and the runbook's heading for it. */
+export function problemType(code: ErrorCode): string {
+  return `urn:ops-service:error:${code.toLowerCase().replace(/_/g, '-')}`;
+}
+
 export function problemOf(
   code: ErrorCode,
   detail: string,
@@ -25,7 +30,7 @@ export function problemOf(
   const spec = ERROR_CATALOGUE[code];
   return {
     ...extensions,
-    type: `urn:ops-service:error:${code.toLowerCase().replace(/_/g, '-')}`,
+    type: problemType(code),
     title: spec.title,
     status: spec.status,
     code,
@@ -35,6 +40,21 @@ export function problemOf(
   };
 }
 
-export function sendProblem(res: Response, problem: Problem): void {
-  res.status(problem.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(problem));
+/**
+ * Writes the problem. Retryable codes get `Retry-After` (seconds) unless one is set already.
+ * Works on a bare ServerResponse too (client errors are answered before Express sees them).
+ */
+export function sendProblem(
+  res: ServerResponse,
+  problem: Problem,
+  retryAfterSeconds?: number,
+): void {
+  const body = JSON.stringify(problem);
+  if (ERROR_CATALOGUE[problem.code].retryable && !res.hasHeader('Retry-After')) {
+    res.setHeader('Retry-After', String(retryAfterSeconds ?? 1));
+  }
+  res.statusCode = problem.status;
+  res.setHeader('Content-Type', PROBLEM_CONTENT_TYPE);
+  res.setHeader('Content-Length', Buffer.byteLength(body));
+  res.end(body);
 }

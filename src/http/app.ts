@@ -1,80 +1,96 @@
-// The main listener's Express app (no listen: the runtime owns the server). Middleware order:
-// request id -> probes (untraced, unlogged: load balancers call them every few seconds) ->
-// observe (server span, access log, duration) -> drain gate (fast 503, Connection: close,
-// in-flight tracking) -> routes -> not found -> error mapper.
-import express, {
-  type ErrorRequestHandler,
-  type Express,
-  type Response,
-  type Router,
-} from 'express';
-import { AppError, ERROR_CATALOGUE, type ErrorCode } from '../errors/catalogue';
-import { problemOf, sendProblem } from '../errors/problem';
+// The main listener's Express app (no listen: the runtime owns the server). Middleware order,
+// each step cheaper than the next and able to answer before it:
+//   request id -> probes (untraced, unlogged: load balancers call them every few seconds)
+//   -> observe (server span, access log, duration) -> drain gate (fast 503, Connection: close,
+//   in-flight tracking) -> rate limit -> load shedding -> JSON body (media type, size, syntax)
+//   -> request deadline -> routes -> 405 / 404 -> error mapper.
+import express, { type ErrorRequestHandler, type Express, type Router } from 'express';
+import type { AppConfig } from '../config/schema';
+import { mapError } from '../errors/to-problem';
 import type { LifecycleView } from '../runtime/lifecycle-view';
 import type { RequestTracker } from '../runtime/request-tracker';
 import type { Logger } from '../telemetry/logger';
 import type { Telemetry } from '../telemetry/telemetry';
+import { requestDeadline } from './edge/deadline.middleware';
+import { jsonBody } from './edge/json-body.middleware';
+import { loadShedding } from './edge/load-shedding.middleware';
+import { rateLimitMiddleware } from './edge/rate-limit.middleware';
+import { allowedMethods } from './method-not-allowed';
 import { observe } from './observe.middleware';
-import { drainGate, requestId, type RequestLocals } from './request-context.middleware';
+import { createReply, type Reply } from './problem-reply';
+import { drainGate, requestId } from './request-context.middleware';
 import { currentScope } from './request-scope';
 import { probesRouter } from './routes/probes.routes';
 
 export interface AppDeps {
+  readonly config: Pick<AppConfig, 'http' | 'limits'>;
   readonly lifecycle: LifecycleView;
   readonly tracker: RequestTracker;
   readonly logger: Logger;
   readonly telemetry: Telemetry;
-  /** Routers mounted after the probes (the orders API; drills add test-only routes). */
+  /** Routers mounted after the edge policies (the orders API; drills add test-only routes). */
   readonly routers?: readonly Router[];
 }
 
 export function createApp(deps: AppDeps): Express {
+  const { config, lifecycle, tracker, logger, telemetry } = deps;
   const app = express();
-  const reply = problemReplier(deps.telemetry);
+  const reply = createReply(telemetry.metrics);
   app.disable('x-powered-by');
   app.set('etag', false);
+  // Behind N trusted proxies the client is N hops back in X-Forwarded-For (Express `trust proxy`).
+  app.set('trust proxy', config.http.trustProxyHops);
   app.use(requestId());
-  app.use(probesRouter(deps.lifecycle));
-  app.use(observe(deps.telemetry, deps.logger));
-  app.use(drainGate(deps.lifecycle, deps.tracker));
+  app.use(probesRouter(lifecycle));
+  app.use(observe(telemetry, logger));
+  app.use(drainGate(lifecycle, tracker, config.http.handlerTimeoutMs, reply));
+  app.use(rateLimitMiddleware(config.limits, reply));
+  app.use(loadShedding(config.limits, tracker, telemetry.eventLoop, reply));
+  app.use(jsonBody(config.http.bodyLimitBytes, reply));
+  app.use(requestDeadline(config.http.handlerTimeoutMs, tracker, reply));
   for (const router of deps.routers ?? []) app.use(router);
 
   app.use((req, res) => {
-    reply(res, 'ROUTE_NOT_FOUND', `No route for ${req.method} ${req.path}`);
+    const allowed = allowedMethods(app, req.path);
+    if (allowed.length > 0) {
+      res.setHeader('Allow', allowed.join(', '));
+      reply(
+        res,
+        'METHOD_NOT_ALLOWED',
+        `${req.method} is not allowed on ${req.path}; use ${allowed.join(', ')}.`,
+      );
+      return;
+    }
+    reply(res, 'ROUTE_NOT_FOUND', `No route for ${req.method} ${req.path}.`);
   });
-  app.use(errorMapper(deps.logger, reply));
+  app.use(errorMapper(logger, reply));
   return app;
 }
 
-/** Sends a problem with the request's ids and counts it by code. */
-type Reply = (res: Response, code: ErrorCode, detail: string) => void;
-
-function problemReplier(telemetry: Telemetry): Reply {
-  return (res, code, detail) => {
-    const { requestId } = res.locals as RequestLocals;
-    const scope = currentScope();
-    scope?.span?.setAttribute('error.code', code);
-    telemetry.metrics.countError(code, ERROR_CATALOGUE[code].category);
-    sendProblem(res, problemOf(code, detail, { requestId, traceId: scope?.fields.trace_id }));
-  };
-}
-
 function errorMapper(logger: Logger, reply: Reply): ErrorRequestHandler {
-  return (error: unknown, _req, res, next) => {
+  return (error: unknown, req, res, _next) => {
+    const mapped = mapError(error);
+    if (mapped.unexpected) {
+      currentScope()?.span?.recordException(error instanceof Error ? error : String(error));
+      logger.error('http.unhandled_error', {
+        error_code: mapped.code,
+        error_category: 'unexpected',
+        method: req.method,
+        path: req.path,
+        error,
+      });
+    }
     if (res.headersSent) {
-      next(error);
+      // An answer already went out (a deadline answered first, say): nothing more to send.
+      logger.warn('http.late_error', {
+        error_code: mapped.code,
+        error_category: mapped.unexpected ? 'unexpected' : 'expected',
+      });
       return;
     }
-    if (error instanceof AppError) {
-      reply(res, error.code, error.detail);
-      return;
-    }
-    currentScope()?.span?.recordException(error instanceof Error ? error : String(error));
-    logger.error('http.unhandled_error', {
-      error_code: 'INTERNAL',
-      error_category: 'unexpected',
-      error,
+    reply(res, mapped.code, mapped.detail, {
+      extensions: mapped.extensions,
+      retryAfterSeconds: mapped.retryAfterSeconds,
     });
-    reply(res, 'INTERNAL', 'An unexpected error occurred.');
   };
 }

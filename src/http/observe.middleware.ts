@@ -21,6 +21,7 @@ import {
   ATTR_USER_AGENT_ORIGINAL,
 } from '@opentelemetry/semantic-conventions';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import { ERROR_CATALOGUE } from '../errors/catalogue';
 import type { Logger } from '../telemetry/logger';
 import type { Telemetry } from '../telemetry/telemetry';
 import type { RequestLocals } from './request-context.middleware';
@@ -91,6 +92,12 @@ export function observe(telemetry: Telemetry, logger: Logger): RequestHandler {
         duration_ms: Math.round(ms * 10) / 10,
         bytes: Number(res.getHeader('content-length') ?? 0),
         ...(aborted ? { aborted: true } : {}),
+        ...(locals.errorCode === undefined
+          ? {}
+          : {
+              error_code: locals.errorCode,
+              error_category: ERROR_CATALOGUE[locals.errorCode].category,
+            }),
       });
     });
     requestScope.run(scope, next);

@@ -3,10 +3,10 @@
 import { randomUUID } from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { TAGS } from '../../machines/lifecycle.machine';
-import { sendProblem, problemOf } from '../errors/problem';
+import type { ErrorCode } from '../errors/catalogue';
 import type { RequestTracker, TrackedRequest } from '../runtime/request-tracker';
 import type { LifecycleView } from '../runtime/lifecycle-view';
-import { currentScope } from './request-scope';
+import type { Reply } from './problem-reply';
 
 // Bounded length and a safe alphabet: an incoming id is echoed into headers and logs.
 const VALID_REQUEST_ID = /^[A-Za-z0-9._:@-]{1,128}$/;
@@ -16,6 +16,8 @@ export const REQUEST_ID_HEADER = 'x-request-id';
 export interface RequestLocals {
   requestId: string;
   tracked: TrackedRequest;
+  /** The catalogue code of the problem answered, for the access log. */
+  errorCode?: ErrorCode;
 }
 
 export function requestIdOf(req: Request): string {
@@ -34,33 +36,42 @@ export function requestId(): RequestHandler {
 }
 
 /**
- * After the probes (which always answer, untracked): the fast 503 once the drain is over,
- * `Connection: close` while draining, and in-flight tracking.
+ * After the probes (which always answer, untracked): the fast 503 for work that can no longer
+ * finish in time, `Connection: close` while draining, and in-flight tracking.
  */
-export function drainGate(lifecycle: LifecycleView, tracker: RequestTracker): RequestHandler {
+export function drainGate(
+  lifecycle: LifecycleView,
+  tracker: RequestTracker,
+  handlerTimeoutMs: number,
+  reply: Reply,
+): RequestHandler {
+  const shuttingDown = (res: Response, detail: string): void => {
+    res.setHeader('Connection', 'close');
+    reply(res, 'SHUTTING_DOWN', detail);
+  };
   return (_req: Request, res: Response, next: NextFunction) => {
-    const locals = res.locals as RequestLocals;
     const snapshot = lifecycle.getSnapshot();
-
-    // Past the drain deadline nothing new can finish in time: answer before any other work.
+    // Past the drain deadline nothing new can finish: answer before any other work.
     if (snapshot.hasTag(TAGS.stopping)) {
-      res.setHeader('Connection', 'close');
-      res.setHeader('Retry-After', '1');
-      sendProblem(
-        res,
-        problemOf('SHUTTING_DOWN', 'The service is shutting down; retry on another instance.', {
-          requestId: locals.requestId,
-          traceId: currentScope()?.fields.trace_id,
-        }),
-      );
+      shuttingDown(res, 'The service is shutting down; retry on another instance.');
       return;
     }
-    // While draining, every response asks the client to reconnect (to another instance).
-    if (snapshot.hasTag(TAGS.draining)) res.setHeader('Connection', 'close');
-
+    if (snapshot.hasTag(TAGS.draining)) {
+      // A request on an already-open connection during the drain is served, unless its own
+      // deadline would outlive what is left of the drain budget.
+      const deadline = lifecycle.drainDeadline?.();
+      if (deadline !== undefined && deadline - Date.now() < handlerTimeoutMs) {
+        shuttingDown(
+          res,
+          'The service is shutting down and cannot promise to finish this request.',
+        );
+        return;
+      }
+      res.setHeader('Connection', 'close');
+    }
     const tracked = tracker.begin(res);
     res.once('close', () => tracker.end(tracked));
-    locals.tracked = tracked;
+    (res.locals as RequestLocals).tracked = tracked;
     next();
   };
 }

@@ -6,4 +6,6 @@ export type LifecycleSnapshot = SnapshotFrom<LifecycleMachine>;
 
 export interface LifecycleView {
   getSnapshot(): LifecycleSnapshot;
+  /** When the drain budget runs out (epoch ms), once intake has stopped; undefined before. */
+  drainDeadline?(): number | undefined;
 }

@@ -36,6 +36,12 @@ export class RequestTracker {
     return request.controller.signal;
   }
 
+  /** Aborts one request's work (its own deadline passed). */
+  abort(request: TrackedRequest, reason: Error): void {
+    this.signalOf(request);
+    request.controller?.abort(reason);
+  }
+
   /** Aborts every request still in flight; returns how many there were. */
   abortAll(reason: Error): number {
     const count = this.active.size;

@@ -14,6 +14,7 @@ import {
 import { buildInfo } from '../build-info';
 import type { LoadedConfig } from '../config/load-config';
 import { createApp } from '../http/app';
+import { clientErrorHandler } from '../http/client-error';
 import { createOpsApp } from '../http/ops-app';
 import { outsideRequest } from '../http/request-scope';
 import type { Logger } from '../telemetry/logger';
@@ -97,15 +98,33 @@ export async function startRuntime(
   const tracker = new RequestTracker();
   const workers = options.workers ?? [];
   // Subscribers below read the actor created at the end of this function; none runs before it.
-  const view = { getSnapshot: () => actor.getSnapshot() };
+  let shutdownStartedAt: number | undefined;
+  let intakeStoppedAt: number | undefined;
+  let flushStartedAt: number | undefined;
+  const view = {
+    getSnapshot: () => actor.getSnapshot(),
+    drainDeadline: () =>
+      intakeStoppedAt === undefined ? undefined : intakeStoppedAt + config.shutdown.drainTimeoutMs,
+  };
 
   const history = createLifecycleHistory((record) => {
     logger.info('lifecycle.transition', { from: record.from, to: record.to, cause: record.cause });
   });
 
   const mainServer = createServer(
-    createApp({ lifecycle: view, tracker, logger, telemetry, routers: options.routers ?? [] }),
+    // Node checks headersTimeout and requestTimeout on this interval (30 s by default): check
+    // every second so slow clients are cut off close to their budget.
+    { connectionsCheckingInterval: 1000 },
+    createApp({
+      config,
+      lifecycle: view,
+      tracker,
+      logger,
+      telemetry,
+      routers: options.routers ?? [],
+    }),
   );
+  mainServer.on('clientError', clientErrorHandler(telemetry.metrics, logger));
   // Timeouts, deliberately (see README "HTTP server timeouts"): keep-alive above the load
   // balancer's idle timeout, and bounded time for slow clients to send headers and bodies.
   mainServer.keepAliveTimeout = config.http.keepAliveTimeoutMs;
@@ -137,9 +156,6 @@ export async function startRuntime(
   const stopped = new Promise<number>((resolve) => {
     resolveStopped = resolve;
   });
-  let shutdownStartedAt: number | undefined;
-  let intakeStoppedAt: number | undefined;
-  let flushStartedAt: number | undefined;
   const sinceShutdown = (): number =>
     shutdownStartedAt === undefined ? 0 : Date.now() - shutdownStartedAt;
 

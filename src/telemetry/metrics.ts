@@ -1,7 +1,7 @@
 // The service's metrics. Label cardinality is bounded by construction: routes are templates
 // (`/v1/orders/:id`, never a raw path), status is a class (`2xx`), states are a fixed set.
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Attributes, Meter, ObservableResult } from '@opentelemetry/api';
+import type { EventLoopMonitor } from './event-loop-monitor';
 
 /** Seconds; the SDK's default buckets are made for milliseconds (see ../shared/STACK.md). */
 export const DURATION_BUCKETS_SECONDS = [
@@ -31,7 +31,7 @@ export function statusClass(status: number): string {
   return `${Math.floor(status / 100)}xx`;
 }
 
-export function createServiceMetrics(meter: Meter): ServiceMetrics {
+export function createServiceMetrics(meter: Meter, eventLoop: EventLoopMonitor): ServiceMetrics {
   const duration = meter.createHistogram('http.server.request.duration', {
     description: 'Duration of HTTP server requests, per route, method and status class.',
     unit: 's',
@@ -56,7 +56,7 @@ export function createServiceMetrics(meter: Meter): ServiceMetrics {
     description: 'Events in the outbox waiting to be published.',
   });
   const loopDelay = meter.createObservableGauge('nodejs.eventloop.delay.p99', {
-    description: 'p99 event loop delay since the previous scrape.',
+    description: 'p99 event loop delay over the last second.',
     unit: 's',
   });
   const heapUsed = meter.createObservableGauge('process.memory.heap_used', {
@@ -68,12 +68,7 @@ export function createServiceMetrics(meter: Meter): ServiceMetrics {
     unit: 'By',
   });
 
-  const histogram = monitorEventLoopDelay({ resolution: 10 });
-  histogram.enable();
-  loopDelay.addCallback((result) => {
-    result.observe(histogram.percentile(99) / 1e9);
-    histogram.reset();
-  });
+  loopDelay.addCallback((result) => result.observe(eventLoop.p99Ms() / 1000));
   heapUsed.addCallback((result) => result.observe(process.memoryUsage().heapUsed));
   rss.addCallback((result) => result.observe(process.memoryUsage.rss()));
 

@@ -19,6 +19,7 @@ import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic
 import type { BuildInfo } from '../build-info';
 import type { AppConfig } from '../config/schema';
 import type { Logger } from './logger';
+import { createEventLoopMonitor, type EventLoopMonitor } from './event-loop-monitor';
 import { createServiceMetrics, type ServiceMetrics } from './metrics';
 
 export type FlushStatus = 'ok' | 'timeout';
@@ -26,6 +27,7 @@ export type FlushStatus = 'ok' | 'timeout';
 export interface Telemetry {
   readonly tracer: Tracer;
   readonly metrics: ServiceMetrics;
+  readonly eventLoop: EventLoopMonitor;
   /** Whether spans leave the process (an OTLP endpoint is configured). */
   readonly exporting: boolean;
   /** Serves the Prometheus text format (mounted at the ops listener's /metrics). */
@@ -94,12 +96,17 @@ export function createTelemetry(
 
   const prometheus = new PrometheusExporter({ preventServerStart: true });
   const meterProvider = new MeterProvider({ resource, readers: [prometheus] });
-  const metrics = createServiceMetrics(meterProvider.getMeter('ops-service', build.version));
+  const eventLoop = createEventLoopMonitor();
+  const metrics = createServiceMetrics(
+    meterProvider.getMeter('ops-service', build.version),
+    eventLoop,
+  );
 
   let flushing: Promise<FlushStatus> | undefined;
   return {
     tracer: tracerProvider.getTracer('ops-service', build.version),
     metrics,
+    eventLoop,
     exporting,
     serveMetrics: (req, res) => prometheus.getMetricsRequestHandler(req, res),
     flush() {

@@ -3,21 +3,14 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Router } from 'express';
 import request from 'supertest';
-import { createApp } from '../../src/http/app';
-import { currentLogFields } from '../../src/http/request-scope';
-import { RequestTracker } from '../../src/runtime/request-tracker';
-import { captureLogger } from '../helpers/log-capture';
-import { testTelemetry } from '../helpers/test-telemetry';
+import type { RequestTracker } from '../../src/runtime/request-tracker';
+import { testApp } from '../helpers/test-app';
 import { BUDGETS, harness, settle, toReady, type Harness } from '../helpers/lifecycle-harness';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
 function appFor(h: Harness, routers: Router[] = []) {
-  const tracker = new RequestTracker();
-  const log = captureLogger({ scope: currentLogFields });
-  const telemetry = testTelemetry(log.logger);
-  const app = createApp({ lifecycle: h.actor, tracker, logger: log.logger, telemetry, routers });
-  return { app, tracker, log };
+  return testApp(h.actor, { routers });
 }
 
 async function draining(h: Harness): Promise<void> {
@@ -209,23 +202,16 @@ describe('request ids and tracking', () => {
   it('when a handler is running, then it is counted in flight and its AbortSignal fires on abortAll', async () => {
     const h = harness();
     await toReady(h);
-    const tracker = new RequestTracker();
     let signal: AbortSignal | undefined;
     const router = Router();
     router.get('/hold', (_req, res) => {
-      signal = tracker.signalOf(
+      const own = tracker.signalOf(
         (res.locals as { tracked: Parameters<RequestTracker['signalOf']>[0] }).tracked,
       );
-      signal.addEventListener('abort', () => res.status(503).json({ aborted: true }));
+      signal = own;
+      own.addEventListener('abort', () => res.status(503).json({ aborted: true }));
     });
-    const logger = captureLogger().logger;
-    const app = createApp({
-      lifecycle: h.actor,
-      tracker,
-      logger,
-      telemetry: testTelemetry(logger),
-      routers: [router],
-    });
+    const { app, tracker } = testApp(h.actor, { routers: [router] });
     const pending = request(app)
       .get('/hold')
       .then((res) => res);
@@ -250,7 +236,7 @@ describe('errors are problem+json and never leak internals', () => {
       status: 404,
       code: 'ROUTE_NOT_FOUND',
       request_id: 'r-404',
-      detail: 'No route for GET /nope',
+      detail: 'No route for GET /nope.',
     });
     expect((res.body as { type: string }).type).toBe('urn:ops-service:error:route-not-found');
   });
@@ -267,7 +253,9 @@ describe('errors are problem+json and never leak internals', () => {
     expect(res.status).toBe(500);
     expect(res.body).toMatchObject({ code: 'INTERNAL', detail: 'An unexpected error occurred.' });
     expect(JSON.stringify(res.body)).not.toMatch(/secret internal|app\.js|at /);
-    const logged = log.records().filter((r) => r.event === 'http.unhandled_error');
+    const logged = log
+      .records()
+      .filter((r: Record<string, unknown>) => r.event === 'http.unhandled_error');
     expect(logged).toHaveLength(1);
     expect(logged[0]).toMatchObject({
       error_code: 'INTERNAL',

@@ -1,0 +1,167 @@
+// The one way to call a dependency (database, broker, cache): bulkhead -> retry with exponential
+// backoff and jitter (retryable errors only, idempotent or idempotency-key-protected calls only,
+// never past the request's own deadline) -> circuit breaker -> per-attempt timeout. Built on
+// cockatiel. Breaker transitions are logged, exported as metrics and, for an essential
+// dependency, reported so the lifecycle machine (and so readiness) tells the truth.
+import {
+  BrokenCircuitError,
+  BulkheadRejectedError,
+  bulkhead,
+  CircuitState,
+  circuitBreaker,
+  ConsecutiveBreaker,
+  ExponentialBackoff,
+  handleWhen,
+  retry,
+  TaskCancelledError,
+  timeout,
+  TimeoutStrategy,
+  wrap,
+} from 'cockatiel';
+import { AppError } from '../errors/catalogue';
+import type { Logger } from '../telemetry/logger';
+import type { BreakerState } from '../telemetry/metrics';
+
+export interface DependencyPolicyOptions {
+  readonly name: string;
+  /** Time allowed for one attempt. */
+  readonly attemptTimeoutMs: number;
+  /** Attempts in all, first one included (1 = no retry). */
+  readonly maxAttempts: number;
+  readonly initialBackoffMs: number;
+  readonly maxBackoffMs: number;
+  /** Consecutive failures that open the breaker. */
+  readonly breakerThreshold: number;
+  /** How long the breaker stays open before one trial call (half-open). */
+  readonly halfOpenAfterMs: number;
+  /** Calls running at once, and calls allowed to wait for a slot. */
+  readonly concurrency: number;
+  readonly queue: number;
+  /** Which errors are worth retrying (connection refused, timeouts, serialization failures...). */
+  readonly isRetryable: (error: Error) => boolean;
+}
+
+export interface DependencyHooks {
+  readonly logger: Logger;
+  readonly onBreakerState?: (state: BreakerState) => void;
+  /** For essential dependencies: the breaker opened (down) or closed again (up). */
+  readonly onAvailability?: (available: boolean, reason: string) => void;
+}
+
+export interface CallOptions {
+  /** The request's AbortSignal: no attempt or backoff outlives it. */
+  readonly signal?: AbortSignal | undefined;
+  /** Retry only calls that are safe to repeat (idempotent, or protected by an idempotency key). */
+  readonly retry: boolean;
+}
+
+export interface DependencyPolicy {
+  readonly name: string;
+  /** Runs `fn` under the policy; failures become AppErrors (DEPENDENCY_UNAVAILABLE, CIRCUIT_OPEN, OVERLOADED). */
+  call<T>(fn: (signal: AbortSignal) => Promise<T>, options: CallOptions): Promise<T>;
+  breakerState(): BreakerState;
+}
+
+const STATE_NAMES: Readonly<Record<CircuitState, BreakerState>> = {
+  [CircuitState.Closed]: 'closed',
+  [CircuitState.Open]: 'open',
+  [CircuitState.HalfOpen]: 'half_open',
+  [CircuitState.Isolated]: 'open',
+};
+
+export function createDependencyPolicy(
+  options: DependencyPolicyOptions,
+  hooks: DependencyHooks,
+): DependencyPolicy {
+  const { name } = options;
+  const { logger } = hooks;
+  let lastFailure = 'unknown';
+  // Every failed attempt counts against the breaker, timeouts included (a dependency that does not
+  // answer in time is failing), but not the domain's own answers (AppError: not found, conflict).
+  const breaker = circuitBreaker(
+    handleWhen((error) => !(error instanceof AppError)),
+    {
+      halfOpenAfter: options.halfOpenAfterMs,
+      breaker: new ConsecutiveBreaker(options.breakerThreshold),
+    },
+  );
+  breaker.onStateChange((state) => {
+    const named = STATE_NAMES[state];
+    hooks.onBreakerState?.(named);
+    if (named === 'open') {
+      logger.warn('breaker.open', {
+        dependency: name,
+        reason: lastFailure,
+        half_open_after_ms: options.halfOpenAfterMs,
+      });
+      hooks.onAvailability?.(false, `circuit open: ${lastFailure}`);
+    } else if (named === 'half_open') {
+      logger.info('breaker.half_open', { dependency: name });
+    } else {
+      logger.info('breaker.closed', { dependency: name });
+      hooks.onAvailability?.(true, 'recovered');
+    }
+  });
+  hooks.onBreakerState?.('closed');
+
+  const attemptTimeout = timeout(options.attemptTimeoutMs, TimeoutStrategy.Aggressive);
+  const retrying = retry(
+    handleWhen(
+      (error) =>
+        !(error instanceof BrokenCircuitError) &&
+        (error instanceof TaskCancelledError || options.isRetryable(error)),
+    ),
+    {
+      maxAttempts: Math.max(0, options.maxAttempts - 1),
+      backoff: new ExponentialBackoff({
+        initialDelay: options.initialBackoffMs,
+        maxDelay: options.maxBackoffMs,
+      }),
+    },
+  );
+  const limiter = bulkhead(options.concurrency, options.queue);
+  const once = wrap(limiter, breaker, attemptTimeout);
+  const withRetry = wrap(limiter, retrying, breaker, attemptTimeout);
+
+  return {
+    name,
+    breakerState: () => STATE_NAMES[breaker.state],
+    async call(fn, callOptions) {
+      const policy = callOptions.retry ? withRetry : once;
+      try {
+        return await policy.execute(async ({ signal }) => {
+          // cockatiel's backoff does not watch the caller's signal: never start an attempt after
+          // the request's deadline.
+          callOptions.signal?.throwIfAborted();
+          try {
+            return await fn(signal);
+          } catch (error) {
+            lastFailure = error instanceof Error ? error.message : String(error);
+            throw error;
+          }
+        }, callOptions.signal);
+      } catch (error) {
+        throw toAppError(name, error, callOptions.signal);
+      }
+    },
+  };
+}
+
+function toAppError(name: string, error: unknown, signal: AbortSignal | undefined): AppError {
+  if (error instanceof AppError) return error;
+  if (error instanceof BrokenCircuitError) {
+    return new AppError('CIRCUIT_OPEN', `Calls to ${name} are paused after repeated failures.`, {
+      cause: error,
+      retryAfterSeconds: 1,
+    });
+  }
+  if (error instanceof BulkheadRejectedError) {
+    return new AppError('OVERLOADED', `Too many calls to ${name} are waiting.`, { cause: error });
+  }
+  if (signal?.aborted === true) {
+    return new AppError('REQUEST_TIMEOUT', `The request's deadline passed while calling ${name}.`, {
+      cause: error,
+    });
+  }
+  return new AppError('DEPENDENCY_UNAVAILABLE', `${name} is unavailable.`, { cause: error });
+}

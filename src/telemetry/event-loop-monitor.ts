@@ -1,0 +1,27 @@
+// Event loop delay, as a p99 over the last window: read by load shedding (a loop this late
+// cannot serve new requests in time) and by the metrics.
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+
+export interface EventLoopMonitor {
+  /** p99 delay in milliseconds over the last completed window. */
+  p99Ms(): number;
+  stop(): void;
+}
+
+export function createEventLoopMonitor(windowMs = 1000): EventLoopMonitor {
+  const histogram = monitorEventLoopDelay({ resolution: 10 });
+  histogram.enable();
+  let last = 0;
+  const timer = setInterval(() => {
+    last = histogram.count > 0 ? histogram.percentile(99) / 1e6 : 0;
+    histogram.reset();
+  }, windowMs);
+  timer.unref();
+  return {
+    p99Ms: () => last,
+    stop: () => {
+      clearInterval(timer);
+      histogram.disable();
+    },
+  };
+}

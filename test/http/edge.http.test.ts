@@ -1,0 +1,297 @@
+// The edge policies and the error catalogue, through the real app (supertest).
+import { Router } from 'express';
+import request from 'supertest';
+import {
+  AppError,
+  ERROR_CATALOGUE,
+  ERROR_CODES,
+  type ErrorCode,
+  ValidationError,
+} from '../../src/errors/catalogue';
+import type { RequestLocals } from '../../src/http/request-context.middleware';
+import { harness, toReady, type Harness } from '../helpers/lifecycle-harness';
+import { testApp } from '../helpers/test-app';
+
+async function ready(): Promise<Harness> {
+  const h = harness();
+  await toReady(h);
+  return h;
+}
+
+interface ProblemBody {
+  type: string;
+  title: string;
+  status: number;
+  code: string;
+  detail: string;
+  request_id: string;
+  trace_id: string;
+  errors?: unknown;
+}
+
+function expectProblem(res: request.Response, code: ErrorCode): ProblemBody {
+  const body = res.body as ProblemBody;
+  expect(res.status).toBe(ERROR_CATALOGUE[code].status);
+  expect(res.headers['content-type']).toBe('application/problem+json; charset=utf-8');
+  expect(body).toMatchObject({
+    code,
+    status: ERROR_CATALOGUE[code].status,
+    title: ERROR_CATALOGUE[code].title,
+  });
+  expect(body.type).toBe(`urn:ops-service:error:${code.toLowerCase().replace(/_/g, '-')}`);
+  expect(body.request_id).toBe(res.headers['x-request-id']);
+  expect(body.trace_id).toMatch(/^[0-9a-f]{32}$/);
+  expect(typeof body.detail).toBe('string');
+  return body;
+}
+
+describe('every catalogue code through the mapper (table-driven)', () => {
+  const router = Router();
+  router.get('/throw/:code', (req) => {
+    const code = req.params.code as ErrorCode;
+    throw new AppError(code, `detail for ${code}`, {
+      cause: new Error('internal cause, never shown'),
+    });
+  });
+
+  it.each(ERROR_CODES.map((code) => [code]))(
+    'when a handler throws %s, then the answer is its problem+json',
+    async (code) => {
+      const h = await ready();
+      const res = await request(testApp(h.actor, { routers: [router] }).app).get(`/throw/${code}`);
+      const body = expectProblem(res, code);
+      expect(body.detail).toBe(`detail for ${code}`);
+      expect(JSON.stringify(body)).not.toContain('internal cause');
+      expect(res.headers['retry-after'] === undefined).toBe(!ERROR_CATALOGUE[code].retryable);
+    },
+  );
+
+  it('when a handler throws something unknown, then INTERNAL, no internal message, logged once with its cause, counted', async () => {
+    const h = await ready();
+    const crashing = Router();
+    crashing.get('/bug', () => {
+      throw new TypeError('cannot read properties of undefined (reading "id") at orders.ts:42', {
+        cause: new Error('root'),
+      });
+    });
+    const { app, log } = testApp(h.actor, { routers: [crashing] });
+    const res = await request(app).get('/bug');
+    const body = expectProblem(res, 'INTERNAL');
+    expect(body.detail).toBe('An unexpected error occurred.');
+    expect(JSON.stringify(body)).not.toMatch(/undefined|orders\.ts/);
+    const logged = log.records().filter((r) => r.event === 'http.unhandled_error');
+    expect(logged).toHaveLength(1);
+    expect(logged[0]).toMatchObject({
+      error_code: 'INTERNAL',
+      error_category: 'unexpected',
+      error: { name: 'TypeError', cause: { message: 'root' } },
+    });
+  });
+
+  it('when validation fails, then VALIDATION_FAILED carries one entry per field', async () => {
+    const h = await ready();
+    const validating = Router();
+    validating.post('/validate', () => {
+      throw new ValidationError([
+        { field: 'currency', message: 'must be an ISO 4217 code' },
+        { field: 'items[0].quantity', message: 'must be 1-1000' },
+      ]);
+    });
+    const res = await request(testApp(h.actor, { routers: [validating] }).app)
+      .post('/validate')
+      .send({ a: 1 });
+    const body = expectProblem(res, 'VALIDATION_FAILED');
+    expect(body.errors).toEqual([
+      { field: 'currency', message: 'must be an ISO 4217 code' },
+      { field: 'items[0].quantity', message: 'must be 1-1000' },
+    ]);
+  });
+});
+
+describe('request bodies', () => {
+  const echo = Router();
+  echo.post('/echo', (req, res) => {
+    res.json({ got: req.body as unknown });
+  });
+
+  it('when the body is valid JSON, then the handler gets it', async () => {
+    const h = await ready();
+    const res = await request(testApp(h.actor, { routers: [echo] }).app)
+      .post('/echo')
+      .send({ n: 1 });
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ got: { n: 1 } });
+  });
+
+  it('when the body is malformed JSON, then 400 MALFORMED_JSON', async () => {
+    const h = await ready();
+    const res = await request(testApp(h.actor, { routers: [echo] }).app)
+      .post('/echo')
+      .set('Content-Type', 'application/json')
+      .send('{"n": 1,');
+    expectProblem(res, 'MALFORMED_JSON');
+  });
+
+  it('when the body is larger than BODY_LIMIT_BYTES, then 413 PAYLOAD_TOO_LARGE; a smaller one passes again', async () => {
+    const h = await ready();
+    const { app } = testApp(h.actor, { routers: [echo], env: { BODY_LIMIT_BYTES: '1024' } });
+    expectProblem(
+      await request(app)
+        .post('/echo')
+        .send({ s: 'x'.repeat(2000) }),
+      'PAYLOAD_TOO_LARGE',
+    );
+    expect(
+      (
+        await request(app)
+          .post('/echo')
+          .send({ s: 'x'.repeat(100) })
+      ).status,
+    ).toBe(200);
+  });
+
+  it.each([
+    ['text/plain'],
+    ['application/x-www-form-urlencoded'],
+    ['multipart/form-data; boundary=x'],
+  ])('when the body is %s, then 415 UNSUPPORTED_MEDIA_TYPE', async (type) => {
+    const h = await ready();
+    const res = await request(testApp(h.actor, { routers: [echo] }).app)
+      .post('/echo')
+      .set('Content-Type', type)
+      .send('a=1');
+    expectProblem(res, 'UNSUPPORTED_MEDIA_TYPE');
+  });
+
+  it('when the JSON charset is not utf-8, then 415 UNSUPPORTED_MEDIA_TYPE', async () => {
+    const h = await ready();
+    const res = await request(testApp(h.actor, { routers: [echo] }).app)
+      .post('/echo')
+      .set('Content-Type', 'application/json; charset=latin1')
+      .send('{"a":1}');
+    expectProblem(res, 'UNSUPPORTED_MEDIA_TYPE');
+  });
+});
+
+describe('methods', () => {
+  it('when a path exists with other methods, then 405 METHOD_NOT_ALLOWED with Allow', async () => {
+    const h = await ready();
+    const router = Router();
+    router.get('/things/:id', (_req, res) => {
+      res.json({});
+    });
+    const res = await request(testApp(h.actor, { routers: [router] }).app).delete('/things/7');
+    expectProblem(res, 'METHOD_NOT_ALLOWED');
+    expect(res.headers.allow).toBe('GET, HEAD');
+  });
+});
+
+describe('rate limit', () => {
+  it('when a client exceeds RATE_LIMIT_MAX in the window, then 429 RATE_LIMITED with Retry-After and RateLimit headers, and it recovers after the window', async () => {
+    const h = await ready();
+    const router = Router();
+    router.get('/r', (_req, res) => {
+      res.json({ ok: true });
+    });
+    const { app } = testApp(h.actor, {
+      routers: [router],
+      env: { RATE_LIMIT_MAX: '3', RATE_LIMIT_WINDOW_MS: '1000' },
+    });
+    for (let i = 0; i < 3; i += 1) {
+      const ok = await request(app).get('/r');
+      expect(ok.status).toBe(200);
+      expect(ok.headers['ratelimit-policy']).toMatch(/q=3; w=1/);
+    }
+    const limited = await request(app).get('/r');
+    expectProblem(limited, 'RATE_LIMITED');
+    expect(Number(limited.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+    expect(limited.headers.ratelimit).toMatch(/r=0/);
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    expect((await request(app).get('/r')).status).toBe(200);
+  });
+
+  it('when probes are called often, then they are never rate limited', async () => {
+    const h = await ready();
+    const { app } = testApp(h.actor, { env: { RATE_LIMIT_MAX: '1' } });
+    for (let i = 0; i < 5; i += 1) expect((await request(app).get('/ready')).status).toBe(200);
+  });
+});
+
+describe('load shedding', () => {
+  it('when more than MAX_CONCURRENT_REQUESTS are in flight, then new ones get 503 OVERLOADED, and once they finish requests pass again', async () => {
+    const h = await ready();
+    const release: (() => void)[] = [];
+    const router = Router();
+    router.get('/hold', (_req, res) => {
+      release.push(() => res.json({ held: true }));
+    });
+    router.get('/quick', (_req, res) => {
+      res.json({ quick: true });
+    });
+    const { app, tracker } = testApp(h.actor, {
+      routers: [router],
+      env: { MAX_CONCURRENT_REQUESTS: '2' },
+    });
+    const server = app.listen(0);
+    try {
+      const agent = request(server);
+      const held = [agent.get('/hold').then((r) => r), agent.get('/hold').then((r) => r)];
+      while (tracker.inFlight < 2) await new Promise((resolve) => setTimeout(resolve, 5));
+      expectProblem(await agent.get('/quick'), 'OVERLOADED');
+      release.forEach((fn) => fn());
+      expect((await Promise.all(held)).map((r) => r.status)).toEqual([200, 200]);
+      expect((await agent.get('/quick')).status).toBe(200);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('when the event loop is late beyond SHED_EVENT_LOOP_DELAY_MS, then new requests get 503 OVERLOADED until it recovers', async () => {
+    const h = await ready();
+    const { app, telemetry } = testApp(h.actor, { env: { SHED_EVENT_LOOP_DELAY_MS: '100' } });
+    const lateBy = jest.spyOn(telemetry.eventLoop, 'p99Ms');
+    lateBy.mockReturnValue(350);
+    expectProblem(await request(app).get('/anything'), 'OVERLOADED');
+    lateBy.mockReturnValue(5);
+    expect((await request(app).get('/anything')).status).toBe(404);
+  });
+});
+
+describe('request deadline', () => {
+  it('when a handler outlives REQUEST_TIMEOUT_MS, then its AbortSignal fires and the client gets 503 REQUEST_TIMEOUT', async () => {
+    const h = await ready();
+    let abortedWith: unknown;
+    const router = Router();
+    router.get('/slow', (_req, res) => {
+      const signal = tracker.signalOf((res.locals as RequestLocals).tracked);
+      signal.addEventListener('abort', () => {
+        abortedWith = signal.reason;
+      });
+    });
+    const { app, tracker } = testApp(h.actor, {
+      routers: [router],
+      env: { REQUEST_TIMEOUT_MS: '100' },
+    });
+    const started = Date.now();
+    const res = await request(app).get('/slow');
+    expectProblem(res, 'REQUEST_TIMEOUT');
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(abortedWith).toBeInstanceOf(AppError);
+    expect(tracker.inFlight).toBe(0);
+  });
+
+  it("when draining and a request's deadline would outlive the drain budget, then 503 SHUTTING_DOWN at once", async () => {
+    const h = await ready();
+    h.send({ type: 'SIGNAL', signal: 'SIGTERM' });
+    const handler = jest.fn();
+    const router = Router();
+    router.get('/work', handler);
+    const view = { getSnapshot: () => h.actor.getSnapshot(), drainDeadline: () => Date.now() + 50 };
+    const res = await request(
+      testApp(view, { routers: [router], env: { REQUEST_TIMEOUT_MS: '1000' } }).app,
+    ).get('/work');
+    expectProblem(res, 'SHUTTING_DOWN');
+    expect(res.headers.connection).toBe('close');
+    expect(handler).not.toHaveBeenCalled();
+  });
+});
