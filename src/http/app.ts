@@ -11,6 +11,7 @@ import type { LifecycleView } from '../runtime/lifecycle-view';
 import type { RequestTracker } from '../runtime/request-tracker';
 import type { Logger } from '../telemetry/logger';
 import type { Telemetry } from '../telemetry/telemetry';
+import { compose } from './edge/compose';
 import { requestDeadline } from './edge/deadline.middleware';
 import { jsonBody } from './edge/json-body.middleware';
 import { loadShedding } from './edge/load-shedding.middleware';
@@ -20,7 +21,7 @@ import { observe } from './observe.middleware';
 import { createReply, type Reply } from './problem-reply';
 import { drainGate, requestId } from './request-context.middleware';
 import { currentScope } from './request-scope';
-import { probesRouter } from './routes/probes.routes';
+import { probes } from './routes/probes.routes';
 
 export interface AppDeps {
   readonly config: Pick<AppConfig, 'http' | 'limits'>;
@@ -40,14 +41,19 @@ export function createApp(deps: AppDeps): Express {
   app.set('etag', false);
   // Behind N trusted proxies the client is N hops back in X-Forwarded-For (Express `trust proxy`).
   app.set('trust proxy', config.http.trustProxyHops);
-  app.use(requestId());
-  app.use(probesRouter(lifecycle));
-  app.use(observe(telemetry, logger));
-  app.use(drainGate(lifecycle, tracker, config.http.handlerTimeoutMs, reply));
-  app.use(rateLimitMiddleware(config.limits, reply));
-  app.use(loadShedding(config.limits, tracker, telemetry.eventLoop, reply));
-  app.use(jsonBody(config.http.bodyLimitBytes, reply));
-  app.use(requestDeadline(config.http.handlerTimeoutMs, tracker, reply));
+  // The edge policies, in order, as one layer (see edge/compose.ts).
+  app.use(
+    compose([
+      requestId(),
+      probes(lifecycle),
+      observe(telemetry, logger),
+      drainGate(lifecycle, tracker, config.http.handlerTimeoutMs, reply),
+      rateLimitMiddleware(config.limits, reply),
+      loadShedding(config.limits, tracker, telemetry.eventLoop, reply),
+      ...jsonBody(config.http.bodyLimitBytes, reply),
+      requestDeadline(config.http.handlerTimeoutMs, tracker, reply),
+    ]),
+  );
   for (const router of deps.routers ?? []) app.use(router);
 
   app.use((req, res) => {

@@ -25,7 +25,7 @@ import { ERROR_CATALOGUE } from '../errors/catalogue';
 import type { Logger } from '../telemetry/logger';
 import type { Telemetry } from '../telemetry/telemetry';
 import type { RequestLocals } from './request-context.middleware';
-import { type RequestScope, requestScope } from './request-scope';
+import { type RequestLogFields, type RequestScope, requestScope } from './request-scope';
 
 export const UNMATCHED_ROUTE = '(unmatched)';
 const propagator = new W3CTraceContextPropagator();
@@ -43,62 +43,65 @@ export function observe(telemetry: Telemetry, logger: Logger): RequestHandler {
     const parent = propagator.extract(ROOT_CONTEXT, req.headers, defaultTextMapGetter);
     const span = telemetry.tracer.startSpan(
       req.method,
-      {
-        kind: SpanKind.SERVER,
-        attributes: {
-          [ATTR_HTTP_REQUEST_METHOD]: req.method,
-          [ATTR_URL_PATH]: req.path,
-          [ATTR_URL_SCHEME]: 'http',
-          [ATTR_NETWORK_PROTOCOL_VERSION]: req.httpVersion,
-          [ATTR_CLIENT_ADDRESS]: req.socket.remoteAddress ?? '',
-          [ATTR_USER_AGENT_ORIGINAL]: req.headers['user-agent'] ?? '',
-          'request.id': locals.requestId,
-        },
-      },
+      { kind: SpanKind.SERVER, attributes: { [ATTR_HTTP_REQUEST_METHOD]: req.method } },
       parent,
     );
+    // Most spans are not sampled: describe only the ones that will be exported.
+    const recording = span.isRecording();
+    if (recording) {
+      span.setAttributes({
+        [ATTR_URL_PATH]: req.path,
+        [ATTR_URL_SCHEME]: 'http',
+        [ATTR_NETWORK_PROTOCOL_VERSION]: req.httpVersion,
+        [ATTR_CLIENT_ADDRESS]: req.socket.remoteAddress ?? '',
+        [ATTR_USER_AGENT_ORIGINAL]: req.headers['user-agent'] ?? '',
+        'request.id': locals.requestId,
+      });
+    }
     const spanContext = span.spanContext();
-    const ids = isSpanContextValid(spanContext)
-      ? { trace_id: spanContext.traceId, span_id: spanContext.spanId }
-      : {};
-    const scope: RequestScope = {
-      fields: { request_id: locals.requestId, ...ids },
-      span,
-      context: trace.setSpan(parent, span),
-    };
+    const fields: RequestLogFields = isSpanContextValid(spanContext)
+      ? { request_id: locals.requestId, trace_id: spanContext.traceId, span_id: spanContext.spanId }
+      : { request_id: locals.requestId };
+    const scope: RequestScope = { fields, span, context: trace.setSpan(parent, span) };
 
     res.once('close', () => {
       const route = routeOf(req);
       const status = res.statusCode;
       const aborted = !res.writableFinished;
       const ms = performance.now() - startedAt;
-      span.updateName(`${req.method} ${route}`);
-      span.setAttribute(ATTR_HTTP_ROUTE, route);
-      span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
-      if (status >= 500 || aborted) {
-        span.setStatus({
-          code: SpanStatusCode.ERROR,
-          message: aborted ? 'response aborted' : `HTTP ${status}`,
-        });
+      if (recording) {
+        span.updateName(`${req.method} ${route}`);
+        span.setAttribute(ATTR_HTTP_ROUTE, route);
+        span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
+        if (status >= 500 || aborted) {
+          span.setStatus({
+            code: SpanStatusCode.ERROR,
+            message: aborted ? 'response aborted' : `HTTP ${status}`,
+          });
+        }
       }
       span.end();
       telemetry.metrics.recordRequest(req.method, route, status, ms / 1000);
-      const level = status >= 500 || aborted ? 'error' : status >= 400 ? 'warn' : 'info';
-      logger[level]('http.request', {
-        ...scope.fields,
+      // Written after the response, outside the request's async scope: its ids are passed here.
+      const line: Record<string, unknown> = {
+        request_id: fields.request_id,
+        trace_id: fields.trace_id,
+        span_id: fields.span_id,
         method: req.method,
         route,
         status,
         duration_ms: Math.round(ms * 10) / 10,
         bytes: Number(res.getHeader('content-length') ?? 0),
-        ...(aborted ? { aborted: true } : {}),
-        ...(locals.errorCode === undefined
-          ? {}
-          : {
-              error_code: locals.errorCode,
-              error_category: ERROR_CATALOGUE[locals.errorCode].category,
-            }),
-      });
+      };
+      if (aborted) line.aborted = true;
+      if (locals.errorCode !== undefined) {
+        line.error_code = locals.errorCode;
+        line.error_category = ERROR_CATALOGUE[locals.errorCode].category;
+      }
+      logger[status >= 500 || aborted ? 'error' : status >= 400 ? 'warn' : 'info'](
+        'http.request',
+        line,
+      );
     });
     requestScope.run(scope, next);
   };

@@ -6,6 +6,8 @@ import type { ServerResponse } from 'node:http';
 export interface TrackedRequest {
   controller: AbortController | undefined;
   readonly response: ServerResponse;
+  /** The request's own deadline timer, cleared when it ends. */
+  deadline: NodeJS.Timeout | undefined;
 }
 
 type CountListener = (inFlight: number) => void;
@@ -19,13 +21,14 @@ export class RequestTracker {
   }
 
   begin(response: ServerResponse): TrackedRequest {
-    const request: TrackedRequest = { controller: undefined, response };
+    const request: TrackedRequest = { controller: undefined, response, deadline: undefined };
     this.active.add(request);
     return request;
   }
 
   end(request: TrackedRequest): void {
     if (!this.active.delete(request)) return;
+    if (request.deadline !== undefined) clearTimeout(request.deadline);
     const count = this.active.size;
     for (const listener of this.listeners) listener(count);
   }

@@ -60,7 +60,33 @@ async function runStartupCheck(check: StartupCheck, signal: AbortSignal): Promis
   }
 }
 
+/** Something to close after the drain and before the telemetry flush (a database pool). */
+export interface Resource {
+  readonly name: string;
+  close(): Promise<void>;
+}
+
+/** What a module (the orders API, ...) is given to build itself. */
+export interface ModuleContext {
+  readonly loaded: LoadedConfig;
+  readonly logger: Logger;
+  readonly telemetry: Telemetry;
+  /** Reports a dependency's state to the lifecycle machine (readiness follows for essentials). */
+  reportDependency(name: string, up: boolean, reason: string): void;
+}
+
+/** A feature plugged into the runtime: its routes, startup checks, workers and resources. */
+export interface RuntimeModule {
+  readonly routers?: readonly Router[];
+  readonly startupChecks?: readonly StartupCheck[];
+  readonly workers?: readonly Worker[];
+  readonly resources?: readonly Resource[];
+  /** Dependencies whose loss makes the service unready. */
+  readonly essentialDependencies?: readonly string[];
+}
+
 export interface RuntimeOptions {
+  readonly modules?: readonly ((context: ModuleContext) => RuntimeModule)[];
   readonly startupChecks?: readonly StartupCheck[];
   /** Extra routers on the main listener (the drill entry point adds slow routes here). */
   readonly routers?: readonly Router[];
@@ -96,7 +122,27 @@ export async function startRuntime(
   const logger = options.logger ?? createServiceLogger(loaded);
   const telemetry = options.telemetry ?? createTelemetry(config, build, logger);
   const tracker = new RequestTracker();
-  const workers = options.workers ?? [];
+  const modules = (options.modules ?? []).map((make) =>
+    make({
+      loaded,
+      logger,
+      telemetry,
+      reportDependency: (name, up, reason) => {
+        outsideRequest(() =>
+          actor.send(
+            up ? { type: 'DEPENDENCY_UP', name } : { type: 'DEPENDENCY_DOWN', name, reason },
+          ),
+        );
+      },
+    }),
+  );
+  const workers = [...(options.workers ?? []), ...modules.flatMap((m) => m.workers ?? [])];
+  const startupChecks = [
+    ...modules.flatMap((m) => m.startupChecks ?? []),
+    ...(options.startupChecks ?? []),
+  ];
+  const resources = modules.flatMap((m) => m.resources ?? []);
+  const routers = [...modules.flatMap((m) => m.routers ?? []), ...(options.routers ?? [])];
   // Subscribers below read the actor created at the end of this function; none runs before it.
   let shutdownStartedAt: number | undefined;
   let intakeStoppedAt: number | undefined;
@@ -121,7 +167,7 @@ export async function startRuntime(
       tracker,
       logger,
       telemetry,
-      routers: options.routers ?? [],
+      routers,
     }),
   );
   mainServer.on('clientError', clientErrorHandler(telemetry.metrics, logger));
@@ -168,7 +214,7 @@ export async function startRuntime(
       // the main listener last: nothing is routed here before the service can serve.
       startup: fromPromise(async ({ signal }) => {
         const opsBind = await listen(opsServer, 'ops', config.ops.host, config.ops.port);
-        for (const check of options.startupChecks ?? []) {
+        for (const check of startupChecks) {
           await runStartupCheck(check, signal);
         }
         signal.throwIfAborted();
@@ -203,6 +249,9 @@ export async function startRuntime(
       // Traces, metrics, then the log stream; each bounded by the flush budget. The machine's
       // FLUSH_TIMEOUT is the outer bound, and the process exits explicitly after it.
       flushTelemetry: fromPromise(async () => {
+        // Resources (the database pool) close after the drain and before the flush, so their last
+        // spans and log lines are flushed too.
+        await closeResources(resources, logger);
         flushStartedAt = Date.now();
         const status = await telemetry.flush();
         await logger.flush();
@@ -335,11 +384,20 @@ export async function startRuntime(
         drainTimeoutMs: config.shutdown.drainTimeoutMs,
         flushTimeoutMs: config.shutdown.flushTimeoutMs,
       },
-      essentialDependencies: [],
+      essentialDependencies: modules.flatMap((m) => m.essentialDependencies ?? []),
     },
     inspect,
   });
   if (options.handleProcessEvents !== false) installProcessHandlers(actor, logger);
   actor.start();
   return { actor, logger, telemetry, tracker, mainServer, opsServer, stopped };
+}
+
+async function closeResources(resources: readonly Resource[], logger: Logger): Promise<void> {
+  const results = await Promise.allSettled(resources.map((resource) => resource.close()));
+  results.forEach((result, index) => {
+    const name = resources[index]?.name;
+    if (result.status === 'fulfilled') logger.info('resource.closed', { resource: name });
+    else logger.error('resource.close_failed', { resource: name, error: result.reason });
+  });
 }

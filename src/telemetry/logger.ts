@@ -4,6 +4,7 @@
 // logger, so no call site has to remember to.
 import type { Writable } from 'node:stream';
 import winston from 'winston';
+import { BatchedTransport, LineBatcher } from './line-batcher';
 import type { LogFormat, LogLevel } from '../config/schema';
 
 export type LogFields = Readonly<Record<string, unknown>>;
@@ -39,6 +40,7 @@ export interface LoggerOptions {
 
 const LEVELS: Readonly<Record<LogLevel, number>> = { error: 0, warn: 1, info: 2, debug: 3 };
 const MESSAGE = Symbol.for('message');
+const LEVEL = Symbol.for('level');
 export const REDACTED = '[REDACTED]';
 
 // Keys whose values are credentials wherever they appear (headers, bodies, errors).
@@ -57,18 +59,20 @@ export function createLogger(options: LoggerOptions): Logger {
   const render = options.format === 'pretty' ? renderPretty : renderJson;
   const base = { service: options.service, version: options.version, env: options.env };
 
+  // Standard output is written in batches (one write per event-loop turn); a stream given by the
+  // caller (tests) gets each line as it is written.
+  const batcher = options.stream === undefined ? new LineBatcher(process.stdout) : undefined;
+  // The line is rendered (and redacted) before it enters winston, which then only carries it to
+  // its transport: the formats' per-line object copies are the cost of an access log otherwise.
   const winstonLogger = winston.createLogger({
     levels: LEVELS,
     level: options.level,
-    format: winston.format((info) => {
-      const record = info as unknown as { record: Record<string, unknown> } & Record<
-        symbol,
-        string
-      >;
-      record[MESSAGE] = render(redact(record.record, scrub, 0) as Record<string, unknown>);
-      return info;
-    })(),
-    transports: [new winston.transports.Stream({ stream: options.stream ?? process.stdout })],
+    format: winston.format((info) => info)(),
+    transports: [
+      batcher === undefined
+        ? new winston.transports.Stream({ stream: options.stream ?? process.stdout })
+        : new BatchedTransport(batcher),
+    ],
     exitOnError: false,
   });
   const max = LEVELS[options.level];
@@ -89,7 +93,16 @@ export function createLogger(options: LoggerOptions): Logger {
         // The envelope (ts, level, event, service, version, env) cannot be overwritten by fields.
         for (const key of Object.keys(fields)) if (!(key in ENVELOPE)) record[key] = fields[key];
       }
-      winstonLogger.log({ level, message: event, record } as unknown as winston.LogEntry);
+      winstonLogger.write({
+        level,
+        message: event,
+        [LEVEL]: level,
+        [MESSAGE]: render(
+          needsRedaction(record, scrub, 0)
+            ? (redact(record, scrub, 0) as Record<string, unknown>)
+            : record,
+        ),
+      });
     };
     return {
       error: (event, fields) => write('error', event, fields),
@@ -98,7 +111,8 @@ export function createLogger(options: LoggerOptions): Logger {
       debug: (event, fields) => write('debug', event, fields),
       child: (fields) => make(bound === undefined ? fields : { ...bound, ...fields }),
       isLevelEnabled: (level) => LEVELS[level] <= max,
-      flush: () => flushStream(options.stream ?? process.stdout),
+      flush: () =>
+        batcher === undefined ? flushStream(options.stream ?? process.stdout) : batcher.flush(),
     };
   };
   return make(undefined);
@@ -118,6 +132,20 @@ function flushStream(stream: Writable): Promise<void> {
   return new Promise((resolve) => stream.once('drain', () => resolve()));
 }
 
+/** Whether `redact` would change anything: most lines need no copy at all. */
+function needsRedaction(value: unknown, scrub: (text: string) => string, depth: number): boolean {
+  if (typeof value === 'string') return scrub(value) !== value;
+  if (typeof value !== 'object' || value === null) return false;
+  if (depth > 8 || value instanceof Error || Array.isArray(value)) return true;
+  for (const key in value) {
+    if (!Object.hasOwn(value, key)) continue;
+    const child = (value as Record<string, unknown>)[key];
+    if (isSensitiveKey(key) && child !== '' && child !== undefined) return true;
+    if (needsRedaction(child, scrub, depth + 1)) return true;
+  }
+  return false;
+}
+
 /** Copies a value with credentials replaced; errors become plain objects with their cause chain. */
 function redact(value: unknown, scrub: (text: string) => string, depth: number): unknown {
   if (typeof value === 'string') return scrub(value);
@@ -126,13 +154,26 @@ function redact(value: unknown, scrub: (text: string) => string, depth: number):
   if (value instanceof Error) return redact(serializeError(value), scrub, depth + 1);
   if (Array.isArray(value)) return value.map((item) => redact(item, scrub, depth + 1));
   const out: Record<string, unknown> = {};
-  for (const [key, child] of Object.entries(value)) {
+  for (const key in value) {
+    if (!Object.hasOwn(value, key)) continue;
+    const child = (value as Record<string, unknown>)[key];
     out[key] =
-      SENSITIVE_KEY.test(key) && child !== '' && child !== undefined
+      isSensitiveKey(key) && child !== '' && child !== undefined
         ? REDACTED
         : redact(child, scrub, depth + 1);
   }
   return out;
+}
+
+// The same few keys come back on every line: remember the answer (bounded, keys are code's).
+const sensitiveKeys = new Map<string, boolean>();
+function isSensitiveKey(key: string): boolean {
+  let known = sensitiveKeys.get(key);
+  if (known === undefined) {
+    known = SENSITIVE_KEY.test(key);
+    if (sensitiveKeys.size < 10_000) sensitiveKeys.set(key, known);
+  }
+  return known;
 }
 
 function serializeError(error: Error): Record<string, unknown> {

@@ -10,6 +10,7 @@ import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import {
+  AlwaysOffSampler,
   BatchSpanProcessor,
   ParentBasedSampler,
   TraceIdRatioBasedSampler,
@@ -78,8 +79,12 @@ export function createTelemetry(
   const exportTimeoutMs = Math.max(1, Math.min(config.telemetry.exportTimeoutMs, budget));
   const tracerProvider = new NodeTracerProvider({
     resource,
+    // Parent-based: an incoming sampled parent is followed. With nowhere to export, new roots are
+    // not recorded at all (their ids are still made, so logs and problems carry them).
     sampler: new ParentBasedSampler({
-      root: new TraceIdRatioBasedSampler(config.telemetry.samplerRatio),
+      root: exporting
+        ? new TraceIdRatioBasedSampler(config.telemetry.samplerRatio)
+        : new AlwaysOffSampler(),
     }),
     spanProcessors: exporting
       ? [

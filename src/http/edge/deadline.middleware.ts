@@ -14,15 +14,16 @@ export function requestDeadline(
 ): RequestHandler {
   return (_req, res, next) => {
     const { tracked } = res.locals as RequestLocals;
-    const timer = setTimeout(() => {
+    // Cleared by the tracker when the request ends (one 'close' listener per request, not two).
+    tracked.deadline = setTimeout(() => {
       tracker.abort(
         tracked,
         new AppError('REQUEST_TIMEOUT', `Not answered within ${timeoutMs} ms.`),
       );
-      if (!res.headersSent)
+      if (!res.headersSent) {
         reply(res, 'REQUEST_TIMEOUT', `The request was not answered within ${timeoutMs} ms.`);
+      }
     }, timeoutMs);
-    res.once('close', () => clearTimeout(timer));
     next();
   };
 }

@@ -21,5 +21,14 @@ export function jsonBody(limitBytes: number, reply: Reply): RequestHandler[] {
     }
     next();
   };
-  return [mediaType, express.json({ limit: limitBytes, strict: true, type: JSON_TYPES })];
+  const parse = express.json({ limit: limitBytes, strict: true, type: JSON_TYPES });
+  // body-parser 2 sets up its reader even for a request without a body: skip it then.
+  const parseIfBody: RequestHandler = (req, res, next) => {
+    if (hasBody(req.headers)) {
+      void parse(req, res, next);
+      return;
+    }
+    next();
+  };
+  return [mediaType, parseIfBody];
 }

@@ -1,17 +1,20 @@
 // Liveness and readiness. Liveness says only that the process answers (it never checks
 // dependencies: a restart does not fix a database). Readiness tells the truth from the lifecycle
 // machine: 200 only in ready.serving, otherwise 503 with the state and the reasons.
-import { type Request, type Response, Router } from 'express';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { readinessOf } from '../../../machines/lifecycle.machine';
 import type { LifecycleView } from '../../runtime/lifecycle-view';
 
-export function probesRouter(lifecycle: LifecycleView): Router {
-  const router = Router();
-  const live = (_req: Request, res: Response): void => {
+const LIVE = new Set(['/health', '/livez']);
+const READY = new Set(['/ready', '/readyz']);
+
+/** GET/HEAD /health, /livez, /ready, /readyz; anything else goes on. */
+export function probes(lifecycle: LifecycleView): RequestHandler {
+  const live = (res: Response): void => {
     res.setHeader('Cache-Control', 'no-store');
     res.status(200).json({ status: 'ok' });
   };
-  const ready = (_req: Request, res: Response): void => {
+  const ready = (res: Response): void => {
     const snapshot = lifecycle.getSnapshot();
     const status = readinessOf(snapshot);
     const dependencies = snapshot.context.dependencies;
@@ -25,7 +28,11 @@ export function probesRouter(lifecycle: LifecycleView): Router {
       .status(status === 'ready' ? 200 : 503)
       .json(status === 'ready' ? { status, dependencies } : { status, reasons, dependencies });
   };
-  router.get(['/health', '/livez'], live);
-  router.get(['/ready', '/readyz'], ready);
-  return router;
+  return (req: Request, res: Response, next: NextFunction) => {
+    if (req.method === 'GET' || req.method === 'HEAD') {
+      if (LIVE.has(req.path)) return live(res);
+      if (READY.has(req.path)) return ready(res);
+    }
+    next();
+  };
 }

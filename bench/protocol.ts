@@ -1,0 +1,121 @@
+// What the bench processes say to each other: the orchestrator (run.ts), the servers under test
+// (bare-express.ts, bench-service.ts) and the load generator (load.ts). Messages travel over the
+// IPC channel of child_process.fork; every message is checked on arrival.
+
+/** The no-I/O JSON route measured on every server. */
+export const NOOP_PATH = '/bench/noop';
+/** Bench-only: the server's own CPU time and RSS, read by the load generator around the load. */
+export const CPU_PATH = '/bench/cpu';
+/** The body of NOOP_PATH, the same on every server. */
+export const NOOP_BODY: Readonly<Record<string, string | number>> = Object.freeze({
+  status: 'ok',
+  bench: 'noop',
+  n: 1,
+});
+
+/** The server's CPU time since it started (process.cpuUsage) and its RSS, as CPU_PATH answers. */
+export interface CpuReport {
+  readonly userMicros: number;
+  readonly systemMicros: number;
+  readonly rssBytes: number;
+}
+
+export function cpuReport(): CpuReport {
+  const cpu = process.cpuUsage();
+  return { userMicros: cpu.user, systemMicros: cpu.system, rssBytes: process.memoryUsage().rss };
+}
+
+/** Server -> orchestrator, once the main listener accepts connections. */
+export interface ListeningMessage {
+  readonly type: 'listening';
+  readonly port: number;
+}
+
+/** Orchestrator -> load generator (argv[2], JSON). */
+export interface LoadJob {
+  readonly port: number;
+  readonly path: string;
+  readonly warmup: number;
+  readonly count: number;
+  readonly concurrency: number;
+  /** Pause after the warm-up and after the load, before reading the server's CPU (span export). */
+  readonly settleMs: number;
+  /** The load generator exits 3 after this long whatever happens. */
+  readonly timeoutMs: number;
+}
+
+/** Load generator -> orchestrator: the measured phase only (the warm-up is not in it). */
+export interface LoadResult {
+  readonly type: 'result';
+  readonly count: number;
+  /** Responses by status code, e.g. { "200": 20000 }. */
+  readonly statuses: Readonly<Record<string, number>>;
+  /** Requests that got no response (socket errors). */
+  readonly errors: number;
+  readonly elapsedMs: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly before: CpuReport;
+  readonly after: CpuReport;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null;
+}
+
+function isNumber(value: unknown): value is number {
+  return typeof value === 'number' && Number.isFinite(value);
+}
+
+export function isCpuReport(value: unknown): value is CpuReport {
+  return (
+    isRecord(value) &&
+    isNumber(value.userMicros) &&
+    isNumber(value.systemMicros) &&
+    isNumber(value.rssBytes)
+  );
+}
+
+export function isListeningMessage(value: unknown): value is ListeningMessage {
+  return isRecord(value) && value.type === 'listening' && isNumber(value.port);
+}
+
+export function isLoadResult(value: unknown): value is LoadResult {
+  return (
+    isRecord(value) &&
+    value.type === 'result' &&
+    isNumber(value.count) &&
+    isRecord(value.statuses) &&
+    Object.values(value.statuses).every(isNumber) &&
+    isNumber(value.errors) &&
+    isNumber(value.elapsedMs) &&
+    isNumber(value.p50Ms) &&
+    isNumber(value.p99Ms) &&
+    isCpuReport(value.before) &&
+    isCpuReport(value.after)
+  );
+}
+
+export function isLoadJob(value: unknown): value is LoadJob {
+  return (
+    isRecord(value) &&
+    isNumber(value.port) &&
+    typeof value.path === 'string' &&
+    isNumber(value.warmup) &&
+    isNumber(value.count) &&
+    isNumber(value.concurrency) &&
+    isNumber(value.settleMs) &&
+    isNumber(value.timeoutMs)
+  );
+}
+
+/**
+ * Ends this child when its parent goes away (the IPC channel closes), so that no bench process
+ * outlives the orchestrator whatever happens to it.
+ */
+export function exitWithParent(onParentGone: () => void): void {
+  if (process.send === undefined) {
+    throw new Error('bench: this entry point is started by bench/run.ts (child_process.fork)');
+  }
+  process.on('disconnect', onParentGone);
+}

@@ -1,0 +1,505 @@
+// `npm run bench`: CPU per request of ops-service against a bare Express 5 app, in one run on this
+// machine, printed as one markdown table (method: bench/README.md).
+//   (a) bare Express 5, GET /bench/noop
+//   (b) ops-service, no OTLP endpoint (spans are still made, not exported)
+//   (c) ops-service, OTEL_TRACES_SAMPLER_ARG=0.1, exporting to a live local OTLP/gRPC receiver
+//   (d) ops-service, OTEL_TRACES_SAMPLER_ARG=1.0, exporting to a live local OTLP/gRPC receiver
+// (b)-(d) measure GET /bench/noop and GET /health. Each server and each load run is its own child
+// process; everything listens on 127.0.0.1 and every step has a deadline.
+// Knobs (environment): BENCH_REQUESTS (20000), BENCH_WARMUP (2000), BENCH_SCENARIOS ("abcd"),
+// BENCH_ROUTES (e.g. "/bench/noop"; all by default), BENCH_SERVER_NODE_OPTIONS (extra node flags
+// for the server children, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
+import { type ChildProcess, fork } from 'node:child_process';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  isListeningMessage,
+  isLoadResult,
+  type CpuReport,
+  type LoadJob,
+  type LoadResult,
+  NOOP_PATH,
+} from './protocol';
+import { type BenchReceiver, startReceiver } from './receiver';
+
+const REQUESTS = intFromEnv('BENCH_REQUESTS', 20_000);
+const WARMUP = intFromEnv('BENCH_WARMUP', 2_000);
+const CONCURRENCY = 50;
+const START_TIMEOUT_MS = 20_000;
+const LOAD_TIMEOUT_MS = 90_000;
+const STOP_TIMEOUT_MS = 8_000;
+const TOTAL_TIMEOUT_MS = 300_000;
+/** After the warm-up and after the load: the batch span processor exports every 1000 ms. */
+const SETTLE_EXPORTING_MS = 1_500;
+const SETTLE_MS = 100;
+const HEALTH_PATH = '/health';
+
+const GOALS = [
+  { id: 'c', max: 1.25 },
+  { id: 'd', max: 1.4 },
+] as const;
+
+type ScenarioId = 'a' | 'b' | 'c' | 'd';
+
+interface Scenario {
+  readonly id: ScenarioId;
+  readonly label: string;
+  readonly entry: 'bare-express.js' | 'bench-service.js';
+  readonly routes: readonly string[];
+  readonly otlp: boolean;
+  /** OTEL_TRACES_SAMPLER_ARG; unset means the schema default (1: every request gets a span). */
+  readonly samplerArg?: string;
+}
+
+const SCENARIOS: readonly Scenario[] = [
+  {
+    id: 'a',
+    label: '(a) bare Express 5',
+    entry: 'bare-express.js',
+    routes: [NOOP_PATH],
+    otlp: false,
+  },
+  {
+    id: 'b',
+    label: '(b) ops-service, no OTLP endpoint',
+    entry: 'bench-service.js',
+    routes: [NOOP_PATH, HEALTH_PATH],
+    otlp: false,
+  },
+  {
+    id: 'c',
+    label: '(c) ops-service, sampling 0.1 + OTLP',
+    entry: 'bench-service.js',
+    routes: [NOOP_PATH, HEALTH_PATH],
+    otlp: true,
+    samplerArg: '0.1',
+  },
+  {
+    id: 'd',
+    label: '(d) ops-service, sampling 1.0 + OTLP',
+    entry: 'bench-service.js',
+    routes: [NOOP_PATH, HEALTH_PATH],
+    otlp: true,
+    samplerArg: '1.0',
+  },
+];
+
+interface Row {
+  readonly scenario: Scenario;
+  readonly route: string;
+  readonly cpuMicrosPerRequest: number;
+  readonly requestsPerSecond: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly rssMb: number;
+}
+
+function intFromEnv(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer`);
+  return value;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child processes: tracked, so that none outlives the bench whatever happens.
+
+const children = new Set<ChildProcess>();
+
+function track(child: ChildProcess): ChildProcess {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+function killAll(): void {
+  for (const child of children) child.kill('SIGKILL');
+}
+
+function hasExited(child: ChildProcess): boolean {
+  return child.exitCode !== null || child.signalCode !== null;
+}
+
+/** Resolves with `work`, or rejects after `ms` (the timer never holds the process). */
+function within<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+}
+
+const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+// ---------------------------------------------------------------------------------------------
+// The server's stdout: a pipe that is read and thrown away, as a container runtime reads a
+// container's log stream. Only lines, and warn/error lines, are counted (for the notes).
+
+const NEEDLES = [Buffer.from('"level":"warn"'), Buffer.from('"level":"error"')];
+const LONGEST_NEEDLE = Math.max(...NEEDLES.map((needle) => needle.length));
+
+class LogPipe {
+  lines = 0;
+  warnOrError = 0;
+  private tail = Buffer.alloc(0);
+
+  take(chunk: Buffer): void {
+    for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) this.lines += 1;
+    const text = this.tail.length === 0 ? chunk : Buffer.concat([this.tail, chunk]);
+    for (const needle of NEEDLES) {
+      for (let i = text.indexOf(needle); i !== -1; i = text.indexOf(needle, i + 1)) {
+        this.warnOrError += 1;
+      }
+    }
+    // Shorter than a needle: a match split across two chunks is found once, never twice.
+    this.tail = Buffer.from(text.subarray(Math.max(0, text.length - LONGEST_NEEDLE + 1)));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Servers
+
+interface RunningServer {
+  readonly child: ChildProcess;
+  readonly port: number;
+  readonly logs: LogPipe;
+  stderr(): string;
+}
+
+function serverEnv(scenario: Scenario, endpoint: string | undefined): NodeJS.ProcessEnv {
+  // Nothing inherited but PATH: a developer's DATABASE_URL or CONFIG_FILE must not leak in.
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    APP_ENV: 'test',
+    LOG_LEVEL: 'info',
+    LOG_FORMAT: 'json',
+    HOST: '127.0.0.1',
+    PORT: '0',
+    OPS_HOST: '127.0.0.1',
+    OPS_PORT: '0',
+    // The per-client rate limit (default 1200 per 60 s) sees one client here, the load
+    // generator: at its maximum it still runs on every request (its cost is measured) but never
+    // answers 429 within a bench run (< 50k requests per server).
+    RATE_LIMIT_MAX: '1000000',
+  };
+  if (endpoint !== undefined) env.OTEL_EXPORTER_OTLP_ENDPOINT = endpoint;
+  if (scenario.samplerArg !== undefined) env.OTEL_TRACES_SAMPLER_ARG = scenario.samplerArg;
+  return env;
+}
+
+function serverExecArgv(): string[] {
+  return (process.env.BENCH_SERVER_NODE_OPTIONS ?? '').split(/\s+/).filter(Boolean);
+}
+
+async function startServer(
+  scenario: Scenario,
+  endpoint: string | undefined,
+): Promise<RunningServer> {
+  const child = track(
+    fork(path.join(__dirname, scenario.entry), [], {
+      env: serverEnv(scenario, endpoint),
+      execArgv: serverExecArgv(),
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    }),
+  );
+  const logs = new LogPipe();
+  child.stdout?.on('data', (chunk: Buffer) => logs.take(chunk));
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString('utf8')).slice(-4000);
+  });
+
+  const listening = new Promise<number>((resolve, reject) => {
+    child.on('message', (message: unknown) => {
+      if (isListeningMessage(message)) resolve(message.port);
+    });
+    child.once('exit', (code, signal) =>
+      reject(new Error(`${scenario.entry} exited (${code ?? signal}) at startup: ${stderr}`)),
+    );
+  });
+  try {
+    const port = await within(listening, START_TIMEOUT_MS, `${scenario.entry} listening`);
+    if (scenario.entry === 'bench-service.js') await waitReady(port, START_TIMEOUT_MS);
+    return { child, port, logs, stderr: () => stderr };
+  } catch (error) {
+    child.kill('SIGKILL');
+    throw error;
+  }
+}
+
+/** One GET on a fresh connection (agent: false), closed after the answer. */
+function probe(port: number, urlPath: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path: urlPath, agent: false }, (res) => {
+      res.resume();
+      res.once('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.once('error', reject);
+    req.setTimeout(2_000, () => req.destroy(new Error('probe timeout')));
+  });
+}
+
+async function waitReady(port: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let status = 0;
+  while (Date.now() < deadline) {
+    status = await probe(port, '/ready').catch(() => 0);
+    if (status === 200) return;
+    await pause(50);
+  }
+  throw new Error(`GET /ready answered ${status}, not 200, for ${timeoutMs} ms`);
+}
+
+/** SIGTERM (the runtime's graceful path: delay, drain, flush), SIGKILL after STOP_TIMEOUT_MS. */
+async function stopServer(server: RunningServer): Promise<void> {
+  if (hasExited(server.child)) return;
+  const exited = new Promise<void>((resolve) => server.child.once('exit', () => resolve()));
+  server.child.kill('SIGTERM');
+  try {
+    await within(exited, STOP_TIMEOUT_MS, 'server stop');
+  } catch {
+    server.child.kill('SIGKILL');
+    await exited;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load
+
+function runLoad(job: LoadJob): Promise<LoadResult> {
+  return new Promise((resolve, reject) => {
+    const child = track(
+      fork(path.join(__dirname, 'load.js'), [JSON.stringify(job)], {
+        env: { PATH: process.env.PATH },
+        execArgv: [],
+        stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+      }),
+    );
+    let stderr = '';
+    child.stderr?.on('data', (chunk: Buffer) => {
+      stderr = (stderr + chunk.toString('utf8')).slice(-4000);
+    });
+    let result: LoadResult | undefined;
+    // The load generator stops itself at job.timeoutMs; this is the backstop.
+    const timer = setTimeout(() => child.kill('SIGKILL'), job.timeoutMs + 5_000);
+    child.on('message', (message: unknown) => {
+      if (isLoadResult(message)) result = message;
+    });
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      if (result !== undefined) resolve(result);
+      else
+        reject(new Error(`load generator exited (${code ?? signal}) without a result: ${stderr}`));
+    });
+  });
+}
+
+const cpuMicros = (report: CpuReport): number => report.userMicros + report.systemMicros;
+
+function rowOf(scenario: Scenario, route: string, result: LoadResult, problems: string[]): Row {
+  const ok = result.statuses['200'] ?? 0;
+  if (ok !== result.count || result.errors > 0) {
+    problems.push(
+      `${scenario.label} ${route}: ${ok}/${result.count} answered 200 ` +
+        `(statuses ${JSON.stringify(result.statuses)}, ${result.errors} without a response)`,
+    );
+  }
+  return {
+    scenario,
+    route,
+    cpuMicrosPerRequest: (cpuMicros(result.after) - cpuMicros(result.before)) / result.count,
+    requestsPerSecond: result.count / (result.elapsedMs / 1000),
+    p50Ms: result.p50Ms,
+    p99Ms: result.p99Ms,
+    rssMb: result.after.rssBytes / (1024 * 1024),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios
+
+interface ScenarioOutcome {
+  readonly rows: Row[];
+  readonly notes: string[];
+}
+
+async function runScenario(scenario: Scenario, problems: string[]): Promise<ScenarioOutcome> {
+  const rows: Row[] = [];
+  const notes: string[] = [];
+  let receiver: BenchReceiver | undefined;
+  let spans = 0;
+  let exportCalls = 0;
+  const countSpans = (): void => {
+    if (receiver === undefined) return;
+    spans += receiver.spans.length;
+    receiver.spans.length = 0;
+    exportCalls = receiver.exportCalls;
+  };
+  const counter = setInterval(countSpans, 1_000);
+  let server: RunningServer | undefined;
+  try {
+    if (scenario.otlp) receiver = await within(startReceiver(), START_TIMEOUT_MS, 'otlp receiver');
+    server = await startServer(scenario, receiver?.endpoint);
+    let tracedRequests = 0;
+    const routes = (process.env.BENCH_ROUTES ?? '').split(',').filter(Boolean);
+    for (const route of scenario.routes.filter((r) => routes.length === 0 || routes.includes(r))) {
+      const result = await runLoad({
+        port: server.port,
+        path: route,
+        warmup: WARMUP,
+        count: REQUESTS,
+        concurrency: CONCURRENCY,
+        settleMs: scenario.otlp ? SETTLE_EXPORTING_MS : SETTLE_MS,
+        timeoutMs: LOAD_TIMEOUT_MS,
+      });
+      rows.push(rowOf(scenario, route, result, problems));
+      // The probes are untraced; /bench/noop and the two /bench/cpu reads get server spans.
+      tracedRequests += (route === HEALTH_PATH ? 0 : WARMUP + REQUESTS) + 2;
+    }
+    await stopServer(server);
+    if (scenario.entry === 'bench-service.js') {
+      notes.push(
+        `${scenario.label}: ${server.logs.lines} log lines drained from the server's stdout pipe` +
+          `, ${server.logs.warnOrError} of them at level warn or error`,
+      );
+    }
+    if (receiver !== undefined) {
+      countSpans();
+      notes.push(
+        `${scenario.label}: the receiver got ${spans} spans in ${exportCalls} Export calls for ` +
+          `${tracedRequests} traced requests (${((100 * spans) / tracedRequests).toFixed(1)}%, ` +
+          `sampler ratio ${scenario.samplerArg ?? '1'})`,
+      );
+    }
+  } finally {
+    clearInterval(counter);
+    if (server !== undefined) await stopServer(server);
+    await receiver?.close();
+  }
+  return { rows, notes };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output
+
+function fixed(value: number, digits: number): string {
+  return Number.isFinite(value) ? value.toFixed(digits) : 'n/a';
+}
+
+function table(rows: readonly Row[], bare: number | undefined): string {
+  const header = [
+    'scenario',
+    'route',
+    'CPU µs/req',
+    '× bare',
+    'req/s',
+    'p50 ms',
+    'p99 ms',
+    'RSS MB',
+  ];
+  const lines = rows.map((row) => [
+    row.scenario.label,
+    `GET ${row.route}`,
+    fixed(row.cpuMicrosPerRequest, 0),
+    bare === undefined ? 'n/a' : fixed(row.cpuMicrosPerRequest / bare, 2),
+    fixed(row.requestsPerSecond, 0),
+    fixed(row.p50Ms, 2),
+    fixed(row.p99Ms, 2),
+    fixed(row.rssMb, 1),
+  ]);
+  const widths = header.map((title, column) =>
+    Math.max(title.length, ...lines.map((cells) => (cells[column] ?? '').length)),
+  );
+  const render = (cells: readonly string[]): string =>
+    `| ${cells
+      .map((cell, column) => {
+        const width = widths[column] ?? 0;
+        return column < 2 ? cell.padEnd(width) : cell.padStart(width);
+      })
+      .join(' | ')} |`;
+  const rule = `|${widths.map((width, column) => (column < 2 ? `-${'-'.repeat(width)}-` : `-${'-'.repeat(width)}:`)).join('|')}|`;
+  return [render(header), rule, ...lines.map(render)].join('\n');
+}
+
+function goals(rows: readonly Row[], bare: number | undefined): string[] {
+  const out = ['Goals (issue), CPU µs/req of GET /bench/noop against (a):'];
+  for (const goal of GOALS) {
+    const row = rows.find((r) => r.scenario.id === goal.id && r.route === NOOP_PATH);
+    const label = SCENARIOS.find((s) => s.id === goal.id)?.label ?? goal.id;
+    if (row === undefined || bare === undefined) {
+      out.push(`- ${label} <= ${goal.max.toFixed(2)}x bare: not measured`);
+      continue;
+    }
+    const ratio = row.cpuMicrosPerRequest / bare;
+    out.push(
+      `- ${label} <= ${goal.max.toFixed(2)}x bare: ${ratio.toFixed(2)}x ` +
+        `(${fixed(row.cpuMicrosPerRequest, 0)} vs ${fixed(bare, 0)} µs) -> ` +
+        (ratio <= goal.max ? 'HOLDS' : 'MISSED'),
+    );
+  }
+  return out;
+}
+
+async function main(): Promise<number> {
+  const startedAt = performance.now();
+  const only = process.env.BENCH_SCENARIOS ?? 'abcd';
+  const scenarios = SCENARIOS.filter((s) => only.includes(s.id));
+  const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
+  console.log(
+    `node ${process.version} | ${cpu.trim()} | ${os.cpus().length} cores | ` +
+      `${new Date().toISOString()} | ${REQUESTS} requests per row after ${WARMUP} warm-up, ` +
+      `${CONCURRENCY} keep-alive connections`,
+  );
+  console.log('');
+
+  const rows: Row[] = [];
+  const notes: string[] = [];
+  const problems: string[] = [];
+  for (const scenario of scenarios) {
+    try {
+      const outcome = await runScenario(scenario, problems);
+      rows.push(...outcome.rows);
+      notes.push(...outcome.notes);
+    } catch (error) {
+      problems.push(
+        `${scenario.label}: ${error instanceof Error ? error.message : String(error)}`.trim(),
+      );
+    }
+  }
+
+  const bare = rows.find((r) => r.scenario.id === 'a')?.cpuMicrosPerRequest;
+  console.log(table(rows, bare));
+  console.log('');
+  console.log(goals(rows, bare).join('\n'));
+  console.log('');
+  for (const note of notes) console.log(`- ${note}`);
+  for (const problem of problems) console.log(`- PROBLEM: ${problem}`);
+  console.log(`- bench run: ${((performance.now() - startedAt) / 1000).toFixed(1)} s`);
+  return problems.length === 0 ? 0 : 1;
+}
+
+process.on('exit', killAll);
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    killAll();
+    process.exit(130);
+  });
+}
+const overall = setTimeout(() => {
+  console.error(`bench: still running after ${TOTAL_TIMEOUT_MS} ms, stopping everything`);
+  killAll();
+  process.exit(1);
+}, TOTAL_TIMEOUT_MS);
+main().then(
+  (code) => {
+    clearTimeout(overall);
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    console.error(error);
+    killAll();
+    process.exit(1);
+  },
+);
