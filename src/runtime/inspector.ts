@@ -29,9 +29,11 @@ export async function startInspector(setting: string, logger: Logger): Promise<I
   logger.info('inspector.start', { target });
   return {
     inspect: (event) => inspector.inspect.next?.(event),
-    stop: () => {
+    // The inspector sends each event on a 0 ms timer: let the last transitions (flushing,
+    // stopped) go out before closing the socket. Bounded, and the socket never holds the process.
+    stop: async () => {
+      await new Promise((resolve) => setTimeout(resolve, 20));
       inspector.stop();
-      return Promise.resolve();
     },
   };
 }

@@ -51,6 +51,13 @@ it('when INSPECT names a local WebSocket inspector, then the machine definition 
     const actor = messages.find((m) => m.type === '@xstate.actor' && m.name === 'lifecycle');
     expect(actor?.definition).toContain('"draining"');
     expect(sawReady()).toBe(true);
+    // The whole shutdown reaches the inspector, the final state included.
+    const values = messages
+      .filter((m) => m.type === '@xstate.snapshot')
+      .map((m) => JSON.stringify(m.snapshot?.value));
+    expect(values).toEqual(
+      expect.arrayContaining(['{"draining":"delaying"}', '"flushing"', '"stopped"']),
+    );
   } finally {
     server.close();
   }
