@@ -14,5 +14,10 @@ export function reportInvalidConfig(
 ): void {
   const lines = problems.map(formatProblem);
   stderr.write(lines.map((line) => `invalid configuration: ${line}\n`).join(''));
-  logger.error('config.invalid', { problems: lines, problem_count: lines.length });
+  logger.error('config.invalid', {
+    error_code: 'CONFIG_INVALID',
+    error_category: 'expected',
+    problems: lines,
+    problem_count: lines.length,
+  });
 }

@@ -238,6 +238,8 @@ export async function startRuntime(
           results.forEach((result, index) => {
             if (result.status === 'rejected') {
               logger.error('worker.stop_failed', {
+                error_code: 'WORKER_STOP_FAILED',
+                error_category: 'unexpected',
                 worker: workers[index]?.name,
                 error: result.reason,
               });
@@ -398,6 +400,13 @@ async function closeResources(resources: readonly Resource[], logger: Logger): P
   results.forEach((result, index) => {
     const name = resources[index]?.name;
     if (result.status === 'fulfilled') logger.info('resource.closed', { resource: name });
-    else logger.error('resource.close_failed', { resource: name, error: result.reason });
+    else {
+      logger.error('resource.close_failed', {
+        error_code: 'RESOURCE_CLOSE_FAILED',
+        error_category: 'unexpected',
+        resource: name,
+        error: result.reason,
+      });
+    }
   });
 }

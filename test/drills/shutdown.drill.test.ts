@@ -261,5 +261,9 @@ describe('a crash', () => {
     });
     expect(outcomes.every((o) => o.ok)).toBe(true);
     expect(service.lines.at(-1)).toMatchObject({ event: 'service.exit', code: 1, cause: 'crash' });
+    // Contract section 5: error lines carry error_code and error_category.
+    const errorLines = service.lines.filter((l) => l.level === 'error');
+    expect(errorLines.length).toBeGreaterThan(0);
+    expect(errorLines.filter((l) => !('error_code' in l) || !('error_category' in l))).toEqual([]);
   });
 });
