@@ -29,6 +29,8 @@ COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/config ./config
+# SQL migrations are applied at startup (inside the `starting` state).
+COPY --from=build /app/migrations ./migrations
 # The one writable path: the embedded PGlite database (./data/pglite) when no DATABASE_URL.
 RUN mkdir -p /app/data && chown node:node /app/data
 # The base image's unprivileged user (uid 1000).

@@ -25,7 +25,8 @@ async function main(): Promise<void> {
   // Tracing exists before Express and the HTTP stack are loaded (the runtime is imported after).
   const telemetry = createTelemetry(loaded.config, build, logger);
   const { startRuntime } = await import('./runtime/runtime.js');
-  await startRuntime(loaded, { logger, telemetry });
+  const { ordersModule } = await import('./orders/orders.module.js');
+  await startRuntime(loaded, { logger, telemetry, modules: [ordersModule] });
 }
 
 void main();

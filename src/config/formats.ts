@@ -53,6 +53,11 @@ export function registerFormats(): void {
   convict.addFormats({
     port: integer(0, 65535, 'a TCP port from 0 to 65535 (0 picks a free port)'),
     'duration-ms': integer(0, 3_600_000, 'a whole number of milliseconds from 0 to 3600000'),
+    'long-duration-ms': integer(
+      60_000,
+      31_536_000_000,
+      'a whole number of milliseconds from 60000 (a minute) to 31536000000 (a year)',
+    ),
     'positive-int': integer(1, 1_000_000, 'a whole number from 1 to 1000000'),
     'non-negative-int': integer(0, 1_000_000, 'a whole number from 0 to 1000000'),
     ratio: {

@@ -60,6 +60,12 @@ export interface AppConfig {
     poolMax: number;
     connectTimeoutMs: number;
     statementTimeoutMs: number;
+    healthIntervalMs: number;
+  };
+  orders: {
+    idempotencyLeaseMs: number;
+    idempotencyRetentionMs: number;
+    idempotencyPurgeIntervalMs: number;
   };
   nats: {
     url: string;
@@ -275,6 +281,32 @@ export const schema: convict.Schema<AppConfig> = {
       format: 'duration-ms',
       default: 5_000,
       env: 'DATABASE_STATEMENT_TIMEOUT_MS',
+    },
+    healthIntervalMs: {
+      doc: 'How often the database is pinged (on a connection of its own, so a busy pool never fails the check); two failed pings in a row make readiness 503 degraded, one good ping brings it back.',
+      format: 'duration-ms',
+      default: 1_000,
+      env: 'DATABASE_HEALTH_INTERVAL_MS',
+    },
+  },
+  orders: {
+    idempotencyLeaseMs: {
+      doc: 'How long a POST /v1/orders holds its Idempotency-Key while it runs. A request interrupted by a crash leaves the key locked at most this long; then a retry takes it over. Keep it above REQUEST_TIMEOUT_MS.',
+      format: 'duration-ms',
+      default: 30_000,
+      env: 'IDEMPOTENCY_LEASE_MS',
+    },
+    idempotencyRetentionMs: {
+      doc: 'How long an Idempotency-Key and its stored response are kept (replays within it return the stored response; after it the key is purged and may create a new order).',
+      format: 'long-duration-ms',
+      default: 86_400_000,
+      env: 'IDEMPOTENCY_RETENTION_MS',
+    },
+    idempotencyPurgeIntervalMs: {
+      doc: 'How often the background worker purges expired Idempotency-Keys and refreshes the outbox backlog gauge.',
+      format: 'duration-ms',
+      default: 60_000,
+      env: 'IDEMPOTENCY_PURGE_INTERVAL_MS',
     },
   },
   nats: {

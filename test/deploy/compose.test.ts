@@ -725,7 +725,7 @@ function dockerfileProblems(stack: Stack): string[] {
       .map((source) => path.posix.basename(source)),
   );
   // package.json: the loader finds the package root (and so config/) by it.
-  for (const needed of ['package.json', 'node_modules', 'dist', 'config']) {
+  for (const needed of ['package.json', 'node_modules', 'dist', 'config', 'migrations']) {
     if (!copied.includes(needed)) problems.push(`the runtime stage does not copy ${needed}`);
   }
   const healthcheck = all(final, 'HEALTHCHECK').pop();

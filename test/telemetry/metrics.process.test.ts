@@ -65,6 +65,17 @@ it('when traffic has been served, then /metrics parses as Prometheus text and ha
     expect(find(samples, 'http_server_active_requests')).toHaveLength(1);
     expect(find(samples, 'ops_lifecycle_state', { state: 'ready' })[0]?.value).toBe(1);
     expect(find(samples, 'ops_lifecycle_state', { state: 'draining' })[0]?.value).toBe(0);
+    // Dependency and breaker state, outbox backlog (the orders module's database).
+    expect(find(samples, 'ops_dependency_up', { dependency: 'database' })[0]?.value).toBe(1);
+    expect(
+      find(samples, 'ops_circuit_breaker_state', { dependency: 'database', state: 'closed' })[0]
+        ?.value,
+    ).toBe(1);
+    expect(
+      find(samples, 'ops_circuit_breaker_state', { dependency: 'database', state: 'open' })[0]
+        ?.value,
+    ).toBe(0);
+    expect(find(samples, 'ops_outbox_backlog')).toHaveLength(1);
     // Node runtime.
     expect(find(samples, 'nodejs_eventloop_delay_p99')).toHaveLength(1);
     expect(find(samples, 'process_memory_heap_used')[0]?.value).toBeGreaterThan(0);

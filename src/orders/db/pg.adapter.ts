@@ -1,0 +1,202 @@
+// PostgreSQL through a pg Pool. Every call checks out its own client so that an aborted call (its
+// request's deadline, the policy's attempt timeout) can discard that connection: PostgreSQL then
+// rolls back whatever transaction was open on it, and the pool opens a fresh one.
+import pg from 'pg';
+import type { Logger } from '../../telemetry/logger';
+import {
+  type Db,
+  type DbSession,
+  describeDbError,
+  type QueryResult,
+  type Row,
+  toSafeNumber,
+  untilAborted,
+} from './db';
+
+export interface PgOptions {
+  readonly url: string;
+  readonly poolMax: number;
+  readonly connectTimeoutMs: number;
+  readonly statementTimeoutMs: number;
+  /** How long close() waits for checked-out connections before it stops waiting. */
+  readonly closeTimeoutMs: number;
+}
+
+const INT8_OID = 20;
+
+// int8 as numbers (see toSafeNumber); every other type keeps pg's own parser.
+const types = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') => {
+    if (oid === INT8_OID) return (text: string) => toSafeNumber(text);
+    return pg.types.getTypeParser(oid, format ?? 'text') as unknown;
+  }) as typeof pg.types.getTypeParser,
+};
+
+/** `host:port/database`, never the user or password. */
+export function targetOf(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.hostname}:${parsed.port || '5432'}${parsed.pathname || '/'}`;
+  } catch {
+    return 'postgresql';
+  }
+}
+
+function poolOf(options: PgOptions, max: number, logger: Logger, role: string): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: options.url,
+    max,
+    connectionTimeoutMillis: options.connectTimeoutMs,
+    // Server-side bound on every statement; the policy's attempt timeout is the client-side one.
+    statement_timeout: options.statementTimeoutMs,
+    idleTimeoutMillis: 10_000,
+    // Dead peers (a cut network) are noticed by TCP keep-alive between requests too.
+    keepAlive: true,
+    application_name: 'ops-service',
+    types,
+  });
+  // An idle connection that breaks (the server restarted, the network was cut) is reported here;
+  // without a listener the pool would throw it as an uncaught exception.
+  pool.on('error', (error) => {
+    logger.warn('db.connection_lost', {
+      pool: role,
+      reason: describeDbError(error),
+      error_code: 'DEPENDENCY_UNAVAILABLE',
+      error_category: 'expected',
+    });
+  });
+  return pool;
+}
+
+function checkout(pool: pg.Pool, signal: AbortSignal | undefined): Promise<pg.PoolClient> {
+  const connecting = pool.connect();
+  if (signal === undefined) return connecting;
+  // A connection that arrives after the caller gave up goes straight back to the pool.
+  const late = (): void => {
+    connecting.then((client) => client.release()).catch(() => undefined);
+  };
+  if (signal.aborted) late();
+  else signal.addEventListener('abort', late, { once: true });
+  return untilAborted(connecting, signal).finally(() => signal.removeEventListener('abort', late));
+}
+
+/** Destroys the socket now: `release(error)` alone ends it politely, which a cut network never acknowledges. */
+function discard(client: pg.PoolClient, reason: Error): void {
+  client.release(reason);
+  (
+    client as unknown as { connection?: { stream?: { destroy(): void } } }
+  ).connection?.stream?.destroy();
+}
+
+async function withClient<T>(
+  pool: pg.Pool,
+  signal: AbortSignal | undefined,
+  work: (client: pg.PoolClient, markBroken: (error: Error) => void) => Promise<T>,
+): Promise<T> {
+  const client = await checkout(pool, signal);
+  // While checked out, the pool does not listen for this client's errors: a socket error with no
+  // listener would crash the process. The failing query rejects on its own.
+  let broken: Error | undefined;
+  const onError = (error: Error): void => {
+    broken = error;
+  };
+  client.on('error', onError);
+  const markBroken = (error: Error): void => {
+    broken ??= error;
+  };
+  let released = false;
+  const onAbort = (): void => {
+    if (released) return;
+    released = true;
+    discard(client, new Error('database call aborted'));
+  };
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    return await untilAborted(work(client, markBroken), signal);
+  } catch (error) {
+    // A statement error (SQLSTATE) leaves the connection usable; anything else may not have.
+    if (!isStatementError(error))
+      broken ??= error instanceof Error ? error : new Error(String(error));
+    throw error;
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+    if (!released) {
+      released = true;
+      client.removeListener('error', onError);
+      if (broken === undefined) client.release();
+      else discard(client, broken);
+    }
+  }
+}
+
+function isStatementError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  // Class 08 (connection exception) and 57P (operator intervention) mean the connection is gone.
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !/^08|^57P/.test(code);
+}
+
+function sessionOf(client: pg.PoolClient): DbSession {
+  return {
+    async query<R extends Row>(text: string, params: readonly unknown[] = []) {
+      const result = await client.query<R>(text, params as unknown[]);
+      return { rows: result.rows, rowCount: result.rowCount ?? result.rows.length };
+    },
+    async exec(script: string) {
+      // No parameters: the simple query protocol, which runs several statements.
+      await client.query(script);
+    },
+  };
+}
+
+export function createPgDb(options: PgOptions, logger: Logger): Db {
+  const pool = poolOf(options, options.poolMax, logger, 'main');
+  // The health check has a connection of its own: a pool busy with requests must not read as a
+  // database that is down (readiness would flap exactly when the service is loaded).
+  const healthPool = poolOf(
+    { ...options, statementTimeoutMs: options.connectTimeoutMs },
+    1,
+    logger,
+    'health',
+  );
+  let closing: Promise<void> | undefined;
+
+  return {
+    driver: 'postgresql',
+    target: targetOf(options.url),
+    query<R extends Row>(text: string, params: readonly unknown[] = [], signal?: AbortSignal) {
+      return withClient(pool, signal, (client) => sessionOf(client).query<R>(text, params));
+    },
+    transaction<T>(work: (tx: DbSession) => Promise<T>, signal?: AbortSignal) {
+      return withClient(pool, signal, async (client, markBroken) => {
+        await client.query('BEGIN');
+        let result: T;
+        try {
+          result = await work(sessionOf(client));
+        } catch (error) {
+          // If ROLLBACK itself fails the connection is broken: it is discarded, and PostgreSQL
+          // rolls back when the connection goes. The caller sees the original error.
+          await client.query('ROLLBACK').catch((rollbackError: unknown) => {
+            markBroken(
+              rollbackError instanceof Error ? rollbackError : new Error('ROLLBACK failed'),
+            );
+          });
+          throw error;
+        }
+        await client.query('COMMIT');
+        return result;
+      });
+    },
+    async ping(signal: AbortSignal) {
+      await withClient(healthPool, signal, (client) => client.query('SELECT 1'));
+    },
+    close() {
+      closing ??= Promise.race([
+        Promise.all([pool.end(), healthPool.end()]).then(() => undefined),
+        new Promise<void>((resolve) => setTimeout(resolve, options.closeTimeoutMs).unref()),
+      ]);
+      return closing;
+    },
+  };
+}
+
+export type { QueryResult };

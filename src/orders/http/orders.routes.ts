@@ -1,0 +1,52 @@
+// The orders API (contract section 6): parse and validate at the edge, then hand over to the use
+// cases. Errors are thrown as catalogue AppErrors; the app's error mapper answers them with
+// problem+json.
+import { type Request, type Response, Router } from 'express';
+import { ValidationError } from '../../errors/catalogue';
+import { validateOrderInput } from '../domain/order-input.validation';
+import type { StoredResponse } from '../data/idempotency.repository';
+import type { CreateOrder } from '../use-cases/create-order.use-case';
+import type { GetOrder } from '../use-cases/get-order.use-case';
+import { parseIdempotencyKey } from './idempotency-key.header';
+import { requestSignal } from './request-signal';
+
+export interface OrdersRoutesDeps {
+  readonly createOrder: CreateOrder;
+  readonly getOrder: GetOrder;
+  /** REQUEST_TIMEOUT_MS: the deadline of each request's database work. */
+  readonly requestTimeoutMs: number;
+}
+
+function send(res: Response, response: StoredResponse, replayed: boolean): void {
+  // The deadline middleware may have answered 503 already; the work finished anyway, and a
+  // retry with the same key gets this response.
+  if (res.headersSent) return;
+  for (const [name, value] of Object.entries(response.headers)) res.setHeader(name, value);
+  if (replayed) res.setHeader('Idempotent-Replayed', 'true');
+  res.status(response.status).type('application/json').send(response.body);
+}
+
+export function ordersRouter(deps: OrdersRoutesDeps): Router {
+  const router = Router();
+
+  router.post('/v1/orders', async (req: Request, res: Response) => {
+    const key = parseIdempotencyKey(req.headers['idempotency-key']);
+    // One answer with every problem: the header's and the body's.
+    const input = validateOrderInput(req.body, key.ok ? [] : [key.error]);
+    if (!key.ok) throw new ValidationError([key.error]);
+    const result = await deps.createOrder({
+      idempotencyKey: key.key,
+      input,
+      signal: requestSignal(res, deps.requestTimeoutMs),
+    });
+    send(res, result.response, result.replayed);
+  });
+
+  router.get('/v1/orders/:id', async (req: Request<{ id: string }>, res: Response) => {
+    const order = await deps.getOrder(req.params.id, requestSignal(res, deps.requestTimeoutMs));
+    if (res.headersSent) return;
+    res.status(200).json(order);
+  });
+
+  return router;
+}

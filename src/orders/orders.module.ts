@@ -1,0 +1,173 @@
+// The orders module: POST/GET /v1/orders on PostgreSQL (DATABASE_URL) or the embedded PGlite,
+// with its startup check (connect + migrations), workers (health pinger, key purge), the
+// database as an essential dependency and as a resource closed after the drain.
+//
+//   routes (http/) -> use cases (use-cases/) -> repositories (data/) -> Database (db/: policy,
+//   spans) -> Db adapter (pg Pool or PGlite)
+import path from 'node:path';
+import { packageRoot } from '../config/load-config';
+import {
+  createDependencyPolicy,
+  type DependencyPolicyOptions,
+} from '../resilience/dependency-policy';
+import type { AppConfig } from '../config/schema';
+import type { ModuleContext, RuntimeModule } from '../runtime/runtime';
+import type { Logger } from '../telemetry/logger';
+import { createDatabase } from './db/database';
+import { createDatabaseHealth } from './db/database-health';
+import { databaseStartupCheck } from './db/database.startup-check';
+import type { Db } from './db/db';
+import { createPgDb } from './db/pg.adapter';
+import { isRetryableDbError } from './db/retryable-error';
+import { ordersRouter } from './http/orders.routes';
+import { createOrderUseCase } from './use-cases/create-order.use-case';
+import { getOrderUseCase } from './use-cases/get-order.use-case';
+import { createDatabasePinger } from './workers/database-pinger.worker';
+import { createIdempotencyPurgeWorker } from './workers/idempotency-purge.worker';
+
+export const DATABASE = 'database';
+
+/** The resilience policy of database calls; thresholds are code, the timeouts come from config. */
+export function databasePolicyOptions(config: Readonly<AppConfig>): DependencyPolicyOptions {
+  return {
+    name: DATABASE,
+    // One attempt may wait for a connection, then run its statements (each bounded by
+    // statement_timeout on the server).
+    attemptTimeoutMs: config.database.connectTimeoutMs + config.database.statementTimeoutMs,
+    maxAttempts: 3,
+    initialBackoffMs: 50,
+    maxBackoffMs: 500,
+    breakerThreshold: 5,
+    halfOpenAfterMs: 2_000,
+    // One call holds one connection: as many running as the pool has, a bounded queue behind.
+    concurrency: config.database.poolMax,
+    queue: config.database.poolMax * 20,
+    isRetryable: isRetryableDbError,
+  };
+}
+
+/** Where the migrations live: migrations/ at the package root (next to package.json). */
+export function migrationsDir(): string {
+  return path.join(packageRoot(), 'migrations');
+}
+
+async function openDb(config: Readonly<AppConfig>, logger: Logger): Promise<Db> {
+  const { database, shutdown } = config;
+  if (database.url !== '') {
+    return createPgDb(
+      {
+        url: database.url,
+        poolMax: database.poolMax,
+        connectTimeoutMs: database.connectTimeoutMs,
+        statementTimeoutMs: database.statementTimeoutMs,
+        // Closing runs inside the flush budget: leave most of it to telemetry.
+        closeTimeoutMs: Math.max(100, Math.floor(shutdown.flushTimeoutMs / 3)),
+      },
+      logger,
+    );
+  }
+  const { createPgliteDb } = await import('./db/pglite.adapter.js');
+  return createPgliteDb(database.dataDir);
+}
+
+/** Settings that work but defeat their purpose; not invalid, so a warning rather than exit 78. */
+function warnAboutSettings(config: Readonly<AppConfig>, logger: Logger): void {
+  const { idempotencyLeaseMs, idempotencyRetentionMs } = config.orders;
+  if (idempotencyLeaseMs <= config.http.handlerTimeoutMs) {
+    logger.warn('orders.config_warning', {
+      reason:
+        'IDEMPOTENCY_LEASE_MS is not above REQUEST_TIMEOUT_MS: a retry may take over the key of a request still running (it then answers 409; no order is duplicated)',
+      lease_ms: idempotencyLeaseMs,
+      request_timeout_ms: config.http.handlerTimeoutMs,
+    });
+  }
+  if (idempotencyRetentionMs < idempotencyLeaseMs) {
+    logger.warn('orders.config_warning', {
+      reason:
+        'IDEMPOTENCY_RETENTION_MS is shorter than IDEMPOTENCY_LEASE_MS: completed keys may be purged before clients stop retrying',
+      lease_ms: idempotencyLeaseMs,
+      retention_ms: idempotencyRetentionMs,
+    });
+  }
+}
+
+export function ordersModule(context: ModuleContext): RuntimeModule {
+  const { config } = context.loaded;
+  const { logger, telemetry } = context;
+  let db: Db | undefined;
+  let backlog = 0;
+  warnAboutSettings(config, logger);
+
+  const health = createDatabaseHealth(
+    (up, reason) => context.reportDependency(DATABASE, up, reason),
+    logger,
+  );
+  const policy = createDependencyPolicy(databasePolicyOptions(config), {
+    logger,
+    onBreakerState: (state) => telemetry.metrics.setBreakerState(DATABASE, state),
+    onAvailability: (available, reason) => health.breakerChanged(available, reason),
+  });
+  const database = createDatabase(
+    () => db,
+    policy,
+    telemetry.tracer,
+    () => health.pingDown(),
+  );
+  // Read at each scrape from memory; the purge worker refreshes it.
+  telemetry.metrics.observeOutboxBacklog(() => backlog);
+
+  const pinger = createDatabasePinger({
+    db: () => db,
+    health,
+    policy,
+    intervalMs: config.database.healthIntervalMs,
+    timeoutMs: Math.min(config.database.healthIntervalMs, config.database.connectTimeoutMs),
+  });
+  const purge = createIdempotencyPurgeWorker({
+    database,
+    logger,
+    intervalMs: config.orders.idempotencyPurgeIntervalMs,
+    onBacklog: (value) => {
+      backlog = value;
+    },
+  });
+
+  let opened: Db | undefined;
+  return {
+    routers: [
+      ordersRouter({
+        createOrder: createOrderUseCase({
+          database,
+          logger,
+          leaseMs: config.orders.idempotencyLeaseMs,
+          retentionMs: config.orders.idempotencyRetentionMs,
+        }),
+        getOrder: getOrderUseCase({ database }),
+        requestTimeoutMs: config.http.handlerTimeoutMs,
+      }),
+    ],
+    startupChecks: [
+      databaseStartupCheck({
+        open: () => openDb(config, logger),
+        migrationsDir: migrationsDir(),
+        startupTimeoutMs: config.lifecycle.startupTimeoutMs,
+        connectTimeoutMs: config.database.connectTimeoutMs,
+        logger,
+        eventLoop: telemetry.eventLoop,
+        maxEventLoopDelayMs: config.limits.maxEventLoopDelayMs,
+        onOpen: (value) => {
+          opened = value;
+        },
+        onReady: (value) => {
+          db = value;
+          health.started();
+          pinger.start();
+          purge.start();
+        },
+      }),
+    ],
+    workers: [pinger, purge],
+    resources: [{ name: DATABASE, close: async () => opened?.close() }],
+    essentialDependencies: [DATABASE],
+  };
+}

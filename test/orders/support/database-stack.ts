@@ -1,0 +1,49 @@
+// The orders data-access stack on a test database, as the module builds it: the pg adapter, the
+// resilience policy and the traced Database (spans go nowhere: no tracer provider is registered).
+import { trace } from '@opentelemetry/api';
+import { createDependencyPolicy } from '../../../src/resilience/dependency-policy';
+import { createDatabase, type Database } from '../../../src/orders/db/database';
+import type { Db } from '../../../src/orders/db/db';
+import { createPgDb } from '../../../src/orders/db/pg.adapter';
+import { isRetryableDbError } from '../../../src/orders/db/retryable-error';
+import { captureLogger } from '../../helpers/log-capture';
+
+export interface DatabaseStack {
+  readonly db: Db;
+  readonly database: Database;
+  close(): Promise<void>;
+}
+
+export function databaseStack(
+  url: string,
+  poolMax = 10,
+  /** Stands between the Database and the real adapter (to inject faults). */
+  wrap: (db: Db) => Db = (db) => db,
+): DatabaseStack {
+  const { logger } = captureLogger();
+  const real = createPgDb(
+    { url, poolMax, connectTimeoutMs: 2_000, statementTimeoutMs: 5_000, closeTimeoutMs: 1_000 },
+    logger,
+  );
+  const db = wrap(real);
+  const policy = createDependencyPolicy(
+    {
+      name: 'database',
+      attemptTimeoutMs: 7_000,
+      maxAttempts: 3,
+      initialBackoffMs: 20,
+      maxBackoffMs: 100,
+      breakerThreshold: 50,
+      halfOpenAfterMs: 1_000,
+      concurrency: poolMax,
+      queue: 1_000,
+      isRetryable: isRetryableDbError,
+    },
+    { logger },
+  );
+  return {
+    db,
+    database: createDatabase(() => db, policy, trace.getTracer('orders-test')),
+    close: () => real.close(),
+  };
+}
