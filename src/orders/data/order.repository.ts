@@ -1,0 +1,90 @@
+// Orders and their items (migrations/001). Inserts run inside the creating transaction (see
+// use-cases/create-order.use-case.ts); items are sent as one JSON parameter and expanded in SQL,
+// so an order of 100 items is still one statement.
+import type { Session } from '../db/database';
+import { sql } from '../db/database';
+import type { Order, OrderInput, OrderItem, OrderStatus } from '../domain/order';
+
+const INSERT_ORDER = sql(
+  'INSERT',
+  'orders',
+  `INSERT INTO orders (id, customer_id, currency, total_cents, status, idempotency_key)
+   VALUES ($1, $2, $3, $4, 'pending', $5)
+   RETURNING created_at`,
+);
+
+const INSERT_ITEMS = sql(
+  'INSERT',
+  'order_items',
+  `INSERT INTO order_items (order_id, line_no, sku, quantity, unit_price_cents)
+   SELECT $1, line.position, line.item->>'sku', (line.item->>'quantity')::integer,
+          (line.item->>'unit_price_cents')::bigint
+     FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS line(item, position)`,
+);
+
+const SELECT_ORDER = sql(
+  'SELECT',
+  'orders',
+  `SELECT o.id, o.customer_id, o.currency, o.total_cents, o.status, o.created_at,
+          coalesce((SELECT jsonb_agg(jsonb_build_object(
+                             'sku', i.sku, 'quantity', i.quantity,
+                             'unit_price_cents', i.unit_price_cents) ORDER BY i.line_no)
+                      FROM order_items i WHERE i.order_id = o.id), '[]'::jsonb) AS items
+     FROM orders o
+    WHERE o.id = $1`,
+);
+
+export interface NewOrder {
+  readonly id: string;
+  readonly input: OrderInput;
+  readonly totalCents: number;
+  readonly idempotencyKey: string;
+}
+
+/** Inserts the order and its items; returns the order as stored (created_at from the database). */
+export async function insertOrder(session: Session, order: NewOrder): Promise<Order> {
+  const { rows } = await session.run<{ created_at: Date }>(INSERT_ORDER, [
+    order.id,
+    order.input.customer_id,
+    order.input.currency,
+    order.totalCents,
+    order.idempotencyKey,
+  ]);
+  await session.run(INSERT_ITEMS, [order.id, JSON.stringify(order.input.items)]);
+  const createdAt = rows[0]?.created_at;
+  if (createdAt === undefined) throw new Error('INSERT orders returned no row');
+  return {
+    id: order.id,
+    customer_id: order.input.customer_id,
+    currency: order.input.currency,
+    items: order.input.items,
+    total_cents: order.totalCents,
+    status: 'pending',
+    created_at: createdAt.toISOString(),
+  };
+}
+
+type OrderRow = {
+  id: string;
+  customer_id: string;
+  currency: string;
+  total_cents: number;
+  status: OrderStatus;
+  created_at: Date;
+  items: OrderItem[];
+};
+
+export async function findOrder(session: Session, id: string): Promise<Order | undefined> {
+  const { rows } = await session.run<OrderRow>(SELECT_ORDER, [id]);
+  const row = rows[0];
+  if (row === undefined) return undefined;
+  return {
+    id: row.id,
+    customer_id: row.customer_id,
+    currency: row.currency,
+    items: row.items,
+    total_cents: row.total_cents,
+    status: row.status,
+    created_at: row.created_at.toISOString(),
+  };
+}
