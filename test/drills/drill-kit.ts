@@ -27,9 +27,12 @@ function portOf(bind: unknown): number {
   return Number(match[1]);
 }
 
-export async function startDrillService(env: Record<string, string> = {}): Promise<Started> {
+export async function startDrillService(
+  env: Record<string, string> = {},
+  readyTimeoutMs = 10_000,
+): Promise<Started> {
   const service = spawnService({ script: DRILL_SERVICE, env: { LOG_LEVEL: 'info', ...env } });
-  const ready = await service.waitForEvent('service.ready');
+  const ready = await service.waitForEvent('service.ready', readyTimeoutMs);
   return { service, port: portOf(ready.bind), opsPort: portOf(ready.ops_bind) };
 }
 

@@ -9,7 +9,10 @@ import { tempDir, type TempDir } from '../helpers/temp-dir';
 import { getPath, orderBody, postOrder } from './support/orders-client';
 import { startOrdersService } from './support/orders-service';
 
-jest.setTimeout(60_000);
+// PGlite compiles its WebAssembly and creates a data directory on a cold start: seconds, more on
+// a busy machine.
+const PGLITE_READY_MS = 45_000;
+jest.setTimeout(120_000);
 
 let dir: TempDir;
 beforeAll(() => {
@@ -22,10 +25,12 @@ afterAll(() => {
 it('when no DATABASE_URL is set, then the API runs on PGlite: create, replay, reuse 422, get, 404, and the data survives a restart', async () => {
   const dataDir = `${dir.path}/pglite`;
   // An empty DATABASE_URL overrides config/test.json's: the embedded database.
-  const env = { DATABASE_URL: '', PGLITE_DATA_DIR: dataDir, STARTUP_TIMEOUT_MS: '30000' };
-  const { service, port } = await startOrdersService(env).catch((error: unknown) => {
-    throw error;
-  });
+  const env = { DATABASE_URL: '', PGLITE_DATA_DIR: dataDir, STARTUP_TIMEOUT_MS: '40000' };
+  const { service, port } = await startOrdersService(env, PGLITE_READY_MS).catch(
+    (error: unknown) => {
+      throw error;
+    },
+  );
   let createdText: string | undefined;
   let location: string | undefined;
   try {
@@ -85,7 +90,7 @@ it('when no DATABASE_URL is set, then the API runs on PGlite: create, replay, re
   expect(existsSync(`${dataDir}.lock`)).toBe(false);
 
   // Reopened: the order is still there, and the migrations are not applied again.
-  const again = await startOrdersService(env);
+  const again = await startOrdersService(env, PGLITE_READY_MS);
   try {
     expect(again.service.lines.find((l) => l.event === 'db.migrations_applied')).toMatchObject({
       count: 0,

@@ -3,8 +3,11 @@
 import { startDrillService, type Started } from '../../drills/drill-kit';
 import { getPath } from './orders-client';
 
-export async function startOrdersService(env: Record<string, string>): Promise<Started> {
-  return startDrillService({ RATE_LIMIT_MAX: '0', ...env });
+export async function startOrdersService(
+  env: Record<string, string>,
+  readyTimeoutMs?: number,
+): Promise<Started> {
+  return startDrillService({ RATE_LIMIT_MAX: '0', ...env }, readyTimeoutMs);
 }
 
 export async function readiness(
