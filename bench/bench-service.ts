@@ -5,6 +5,9 @@
 // Production code has no bench routes: only this entry point (dist/bench/) adds them. Everything
 // else (request id, probes, server span, access log on stdout, metrics, drain gate, 404, errors)
 // is the production middleware stack. Config comes from the environment set by bench/run.ts.
+// With the argument `--orders` (scenario (e)) the orders module is loaded too, as src/main.ts
+// loads it: POST/GET /v1/orders on DATABASE_URL, its startup check (migrations), workers and the
+// database as an essential dependency. Without it ((b)-(d)) no module is loaded.
 import type { Request, Response } from 'express';
 import { buildInfo } from '../src/build-info';
 import { loadConfig } from '../src/config/load-config';
@@ -32,6 +35,9 @@ async function main(): Promise<void> {
   const telemetry = createTelemetry(loaded.config, buildInfo(), logger);
   const { startRuntime } = await import('../src/runtime/runtime.js');
   const { Router } = await import('express');
+  const modules = process.argv.includes('--orders')
+    ? [(await import('../src/orders/orders.module.js')).ordersModule]
+    : undefined;
 
   const bench = Router();
   bench.get(NOOP_PATH, (_req: Request, res: Response) => {
@@ -41,7 +47,12 @@ async function main(): Promise<void> {
     res.json(cpuReport());
   });
 
-  const runtime = await startRuntime(loaded, { logger, telemetry, routers: [bench] });
+  const runtime = await startRuntime(loaded, {
+    logger,
+    telemetry,
+    routers: [bench],
+    ...(modules === undefined ? {} : { modules }),
+  });
 
   const announce = (): void => {
     const address = runtime.mainServer.address();

@@ -1,5 +1,6 @@
 // The load generator: its own process, so its CPU time never lands in the server's accounting.
-// A fixed number of GETs over `concurrency` keep-alive connections (one http.Agent), each of the
+// A fixed number of GETs (or POSTs of a JSON body with a unique Idempotency-Key each, when the job
+// has `post`) over `concurrency` keep-alive connections (one http.Agent), each of the
 // `concurrency` loops sending its next request as soon as the previous one is answered.
 //   warm-up (not measured) -> settle -> GET /bench/cpu -> measured load -> settle -> GET /bench/cpu
 // Latency is per request, from http.get to the end of the response body (process.hrtime.bigint).
@@ -33,6 +34,38 @@ function get(agent: http.Agent, port: number, path: string): Promise<number> {
   });
 }
 
+function post(
+  agent: http.Agent,
+  port: number,
+  path: string,
+  body: Buffer,
+  key: string,
+): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        method: 'POST',
+        agent,
+        headers: {
+          'content-type': 'application/json',
+          'content-length': body.length,
+          'idempotency-key': key,
+        },
+      },
+      (res) => {
+        res.once('error', reject);
+        res.once('end', () => resolve(res.statusCode ?? 0));
+        res.resume();
+      },
+    );
+    req.once('error', reject);
+    req.end(body);
+  });
+}
+
 function getJson(agent: http.Agent, port: number, path: string): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const req = http.get({ host: '127.0.0.1', port, path, agent }, (res) => {
@@ -58,6 +91,19 @@ async function readCpu(agent: http.Agent, port: number): Promise<CpuReport> {
   return body;
 }
 
+/** One request of the job: a GET, or a POST with the key `<keyPrefix>-<tag><index>`. */
+function sender(
+  agent: http.Agent,
+  job: LoadJob,
+  tag: 'w' | 'm',
+): (index: number) => Promise<number> {
+  const spec = job.post;
+  if (spec === undefined) return () => get(agent, job.port, job.path);
+  const body = Buffer.from(spec.body, 'utf8');
+  const prefix = `${spec.keyPrefix}-${tag}`;
+  return (index) => post(agent, job.port, job.path, body, `${prefix}${index}`);
+}
+
 /** Sends `total` requests over `job.concurrency` loops; latencies (ms) go into `latencies`. */
 async function phase(
   agent: http.Agent,
@@ -66,6 +112,7 @@ async function phase(
   latencies: Float64Array | undefined,
 ): Promise<PhaseOutcome> {
   const outcome: PhaseOutcome = { statuses: {}, errors: 0 };
+  const send = sender(agent, job, latencies === undefined ? 'w' : 'm');
   let next = 0;
   const loop = async (): Promise<void> => {
     while (next < total) {
@@ -73,7 +120,7 @@ async function phase(
       next += 1;
       const startedAt = process.hrtime.bigint();
       try {
-        const status = await get(agent, job.port, job.path);
+        const status = await send(index);
         if (latencies !== undefined) {
           latencies[index] = Number(process.hrtime.bigint() - startedAt) / 1e6;
         }

@@ -1,5 +1,5 @@
 // What the bench processes say to each other: the orchestrator (run.ts), the servers under test
-// (bare-express.ts, bench-service.ts) and the load generator (load.ts). Messages travel over the
+// (bare-express.ts, bench-service.ts, minimal-orders.ts) and the load generator (load.ts). Messages travel over the
 // IPC channel of child_process.fork; every message is checked on arrival.
 
 /** The no-I/O JSON route measured on every server. */
@@ -11,6 +11,19 @@ export const NOOP_BODY: Readonly<Record<string, string | number>> = Object.freez
   status: 'ok',
   bench: 'noop',
   n: 1,
+});
+
+/** The orders route measured in scenarios (e) and (f) (contract section 6). */
+export const ORDERS_PATH = '/v1/orders';
+/** A valid POST /v1/orders body of 3 items, the same for every request (only the key changes). */
+export const ORDER_BODY = Object.freeze({
+  customer_id: 'bench-customer-0001',
+  currency: 'EUR',
+  items: [
+    { sku: 'BENCH-SKU-1', quantity: 2, unit_price_cents: 1999 },
+    { sku: 'BENCH-SKU-2', quantity: 1, unit_price_cents: 500 },
+    { sku: 'BENCH-SKU-3', quantity: 5, unit_price_cents: 250 },
+  ],
 });
 
 /** The server's CPU time since it started (process.cpuUsage) and its RSS, as CPU_PATH answers. */
@@ -31,6 +44,15 @@ export interface ListeningMessage {
   readonly port: number;
 }
 
+/**
+ * A POST instead of a GET: `body` (JSON) with a unique `Idempotency-Key` per request,
+ * `<keyPrefix>-w<n>` in the warm-up and `<keyPrefix>-m<n>` in the measured phase.
+ */
+export interface PostSpec {
+  readonly body: string;
+  readonly keyPrefix: string;
+}
+
 /** Orchestrator -> load generator (argv[2], JSON). */
 export interface LoadJob {
   readonly port: number;
@@ -42,6 +64,8 @@ export interface LoadJob {
   readonly settleMs: number;
   /** The load generator exits 3 after this long whatever happens. */
   readonly timeoutMs: number;
+  /** Absent: GET `path`. */
+  readonly post?: PostSpec;
 }
 
 /** Load generator -> orchestrator: the measured phase only (the warm-up is not in it). */
@@ -96,6 +120,10 @@ export function isLoadResult(value: unknown): value is LoadResult {
   );
 }
 
+function isPostSpec(value: unknown): value is PostSpec {
+  return isRecord(value) && typeof value.body === 'string' && typeof value.keyPrefix === 'string';
+}
+
 export function isLoadJob(value: unknown): value is LoadJob {
   return (
     isRecord(value) &&
@@ -105,7 +133,8 @@ export function isLoadJob(value: unknown): value is LoadJob {
     isNumber(value.count) &&
     isNumber(value.concurrency) &&
     isNumber(value.settleMs) &&
-    isNumber(value.timeoutMs)
+    isNumber(value.timeoutMs) &&
+    (value.post === undefined || isPostSpec(value.post))
   );
 }
 

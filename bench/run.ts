@@ -6,13 +6,22 @@
 //   (d) ops-service, OTEL_TRACES_SAMPLER_ARG=1.0, exporting to a live local OTLP/gRPC receiver
 // (b)-(d) measure GET /bench/noop and GET /health. Each server and each load run is its own child
 // process; everything listens on 127.0.0.1 and every step has a deadline.
-// Knobs (environment): BENCH_REQUESTS (20000), BENCH_WARMUP (2000), BENCH_SCENARIOS ("abcd"),
+// Then a second table, POST /v1/orders on PostgreSQL (a database of its own, dropped at the end):
+//   (e) ops-service with the orders module (bench-service.js --orders), no OTLP endpoint
+//   (f) minimal Express 5 + pg.Pool doing the same inserts in one transaction (minimal-orders.ts)
+// and its goal: (e) req/s >= 85% of (f) req/s.
+// Knobs (environment): BENCH_REQUESTS (20000), BENCH_WARMUP (2000), BENCH_SCENARIOS ("abcdef"),
 // BENCH_ROUTES (e.g. "/bench/noop"; all by default), BENCH_SERVER_NODE_OPTIONS (extra node flags
-// for the server children, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
+// for the server children, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"), BENCH_ORDER_REQUESTS
+// (3000), BENCH_ORDER_WARMUP (300), BENCH_DATABASE_ADMIN_URL
+// (postgres://postgres@127.0.0.1:5432/test: where the bench database is created and dropped).
 import { type ChildProcess, fork } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
+import { loadConfig, packageRoot } from '../src/config/load-config';
+import { type BenchDatabase, createBenchDatabase } from './bench-db';
 import {
   isListeningMessage,
   isLoadResult,
@@ -20,6 +29,8 @@ import {
   type LoadJob,
   type LoadResult,
   NOOP_PATH,
+  ORDER_BODY,
+  ORDERS_PATH,
 } from './protocol';
 import { type BenchReceiver, startReceiver } from './receiver';
 
@@ -34,6 +45,16 @@ const TOTAL_TIMEOUT_MS = 300_000;
 const SETTLE_EXPORTING_MS = 1_500;
 const SETTLE_MS = 100;
 const HEALTH_PATH = '/health';
+const ORDER_REQUESTS = intFromEnv('BENCH_ORDER_REQUESTS', 3_000);
+const ORDER_WARMUP = intFromEnv('BENCH_ORDER_WARMUP', 300);
+const ORDER_CONCURRENCY = 16;
+const ADMIN_URL = process.env.BENCH_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+/** CREATE/DROP DATABASE, emptying it, migrations, counting rows. */
+const DB_TIMEOUT_MS = 20_000;
+/** On an abnormal exit (signal, overall timeout): how long dropping the bench database may take. */
+const CLEANUP_TIMEOUT_MS = 5_000;
+/** (e) req/s must be at least this share of (f) req/s. */
+const THROUGHPUT_GOAL = 0.85;
 
 const GOALS = [
   { id: 'c', max: 1.25 },
@@ -84,6 +105,32 @@ const SCENARIOS: readonly Scenario[] = [
     samplerArg: '1.0',
   },
 ];
+
+type OrdersScenarioId = 'e' | 'f';
+
+interface OrdersScenario {
+  readonly id: OrdersScenarioId;
+  readonly label: string;
+  readonly entry: 'bench-service.js' | 'minimal-orders.js';
+}
+
+const ORDERS_SCENARIOS: readonly OrdersScenario[] = [
+  { id: 'e', label: '(e) ops-service + orders module', entry: 'bench-service.js' },
+  { id: 'f', label: '(f) minimal Express 5 + pg.Pool', entry: 'minimal-orders.js' },
+];
+
+/** What one load run measured: the server's CPU per request, throughput, latency, RSS. */
+interface Measured {
+  readonly cpuMicrosPerRequest: number;
+  readonly requestsPerSecond: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly rssMb: number;
+}
+
+interface OrdersRow extends Measured {
+  readonly scenario: OrdersScenario;
+}
 
 interface Row {
   readonly scenario: Scenario;
@@ -168,7 +215,10 @@ interface RunningServer {
   stderr(): string;
 }
 
-function serverEnv(scenario: Scenario, endpoint: string | undefined): NodeJS.ProcessEnv {
+function serverEnv(
+  scenario: { readonly samplerArg?: string },
+  endpoint: string | undefined,
+): NodeJS.ProcessEnv {
   // Nothing inherited but PATH: a developer's DATABASE_URL or CONFIG_FILE must not leak in.
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
@@ -193,13 +243,18 @@ function serverExecArgv(): string[] {
   return (process.env.BENCH_SERVER_NODE_OPTIONS ?? '').split(/\s+/).filter(Boolean);
 }
 
-async function startServer(
-  scenario: Scenario,
-  endpoint: string | undefined,
-): Promise<RunningServer> {
+interface ServerSpec {
+  readonly entry: string;
+  readonly env: NodeJS.ProcessEnv;
+  readonly args?: readonly string[];
+  /** Wait for GET /ready to answer 200 (the service) after it reports its port. */
+  readonly waitReady: boolean;
+}
+
+async function startServer(spec: ServerSpec): Promise<RunningServer> {
   const child = track(
-    fork(path.join(__dirname, scenario.entry), [], {
-      env: serverEnv(scenario, endpoint),
+    fork(path.join(__dirname, spec.entry), [...(spec.args ?? [])], {
+      env: spec.env,
       execArgv: serverExecArgv(),
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     }),
@@ -216,12 +271,12 @@ async function startServer(
       if (isListeningMessage(message)) resolve(message.port);
     });
     child.once('exit', (code, signal) =>
-      reject(new Error(`${scenario.entry} exited (${code ?? signal}) at startup: ${stderr}`)),
+      reject(new Error(`${spec.entry} exited (${code ?? signal}) at startup: ${stderr}`)),
     );
   });
   try {
-    const port = await within(listening, START_TIMEOUT_MS, `${scenario.entry} listening`);
-    if (scenario.entry === 'bench-service.js') await waitReady(port, START_TIMEOUT_MS);
+    const port = await within(listening, START_TIMEOUT_MS, `${spec.entry} listening`);
+    if (spec.waitReady) await waitReady(port, START_TIMEOUT_MS);
     return { child, port, logs, stderr: () => stderr };
   } catch (error) {
     child.kill('SIGKILL');
@@ -298,23 +353,30 @@ function runLoad(job: LoadJob): Promise<LoadResult> {
 
 const cpuMicros = (report: CpuReport): number => report.userMicros + report.systemMicros;
 
-function rowOf(scenario: Scenario, route: string, result: LoadResult, problems: string[]): Row {
-  const ok = result.statuses['200'] ?? 0;
+/** Every measured response must have `status`; anything else is a PROBLEM. */
+function checkStatuses(what: string, result: LoadResult, status: number, problems: string[]): void {
+  const ok = result.statuses[String(status)] ?? 0;
   if (ok !== result.count || result.errors > 0) {
     problems.push(
-      `${scenario.label} ${route}: ${ok}/${result.count} answered 200 ` +
+      `${what}: ${ok}/${result.count} answered ${status} ` +
         `(statuses ${JSON.stringify(result.statuses)}, ${result.errors} without a response)`,
     );
   }
+}
+
+function measuredOf(result: LoadResult): Measured {
   return {
-    scenario,
-    route,
     cpuMicrosPerRequest: (cpuMicros(result.after) - cpuMicros(result.before)) / result.count,
     requestsPerSecond: result.count / (result.elapsedMs / 1000),
     p50Ms: result.p50Ms,
     p99Ms: result.p99Ms,
     rssMb: result.after.rssBytes / (1024 * 1024),
   };
+}
+
+function rowOf(scenario: Scenario, route: string, result: LoadResult, problems: string[]): Row {
+  checkStatuses(`${scenario.label} ${route}`, result, 200, problems);
+  return { scenario, route, ...measuredOf(result) };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -341,7 +403,11 @@ async function runScenario(scenario: Scenario, problems: string[]): Promise<Scen
   let server: RunningServer | undefined;
   try {
     if (scenario.otlp) receiver = await within(startReceiver(), START_TIMEOUT_MS, 'otlp receiver');
-    server = await startServer(scenario, receiver?.endpoint);
+    server = await startServer({
+      entry: scenario.entry,
+      env: serverEnv(scenario, receiver?.endpoint),
+      waitReady: scenario.entry === 'bench-service.js',
+    });
     let tracedRequests = 0;
     const routes = (process.env.BENCH_ROUTES ?? '').split(',').filter(Boolean);
     for (const route of scenario.routes.filter((r) => routes.length === 0 || routes.includes(r))) {
@@ -382,6 +448,214 @@ async function runScenario(scenario: Scenario, problems: string[]): Promise<Scen
 }
 
 // ---------------------------------------------------------------------------------------------
+// Orders: POST /v1/orders on PostgreSQL, (e) the service against (f) the minimal handler
+
+/** The members of the order JSON (contract section 6), in order. */
+const ORDER_MEMBERS = [
+  'id',
+  'customer_id',
+  'currency',
+  'items',
+  'total_cents',
+  'status',
+  'created_at',
+] as const;
+
+const EXPECTED_TOTAL = ORDER_BODY.items.reduce(
+  (sum, item) => sum + item.quantity * item.unit_price_cents,
+  0,
+);
+
+/** The service's own defaults (APP_ENV=test, nothing else set): the minimal handler uses them. */
+function serviceDefaults(): { poolMax: number; retentionMs: number } {
+  const loaded = loadConfig({ env: { APP_ENV: 'test' } });
+  if (!loaded.ok) throw new Error(`service config: ${JSON.stringify(loaded.problems)}`);
+  return {
+    poolMax: loaded.config.database.poolMax,
+    retentionMs: loaded.config.orders.idempotencyRetentionMs,
+  };
+}
+
+function ordersServerSpec(scenario: OrdersScenario, database: BenchDatabase): ServerSpec {
+  if (scenario.entry === 'bench-service.js') {
+    return {
+      entry: scenario.entry,
+      env: { ...serverEnv({}, undefined), DATABASE_URL: database.url },
+      args: ['--orders'],
+      waitReady: true,
+    };
+  }
+  const defaults = serviceDefaults();
+  return {
+    entry: scenario.entry,
+    env: {
+      PATH: process.env.PATH,
+      DATABASE_URL: database.url,
+      BENCH_POOL_MAX: String(defaults.poolMax),
+      BENCH_RETENTION_MS: String(defaults.retentionMs),
+    },
+    waitReady: false,
+  };
+}
+
+/**
+ * One POST on a fresh connection before the load: 201, Location, the order JSON with the
+ * contract's members and the right total. Both servers must answer alike for the comparison.
+ */
+function smokeOrder(port: number, key: string): Promise<string | undefined> {
+  const body = Buffer.from(JSON.stringify(ORDER_BODY));
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port,
+        path: ORDERS_PATH,
+        method: 'POST',
+        agent: false,
+        headers: {
+          'content-type': 'application/json',
+          'content-length': body.length,
+          'idempotency-key': key,
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.once('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let order: Record<string, unknown> = {};
+          try {
+            order = JSON.parse(text) as Record<string, unknown>;
+          } catch {
+            // reported below
+          }
+          const members = Object.keys(order).join(',');
+          if (res.statusCode !== 201) resolve(`answered ${res.statusCode}: ${text.slice(0, 300)}`);
+          else if (members !== ORDER_MEMBERS.join(',')) resolve(`order members ${members}`);
+          else if (res.headers.location !== `/v1/orders/${String(order.id)}`)
+            resolve(`Location ${res.headers.location}`);
+          else if (!Array.isArray(order.items) || order.items.length !== ORDER_BODY.items.length)
+            resolve(`items ${JSON.stringify(order.items)}`);
+          else if (order.total_cents !== EXPECTED_TOTAL)
+            resolve(`total ${String(order.total_cents)}`);
+          else resolve(undefined);
+        });
+      },
+    );
+    req.once('error', reject);
+    req.setTimeout(5_000, () => req.destroy(new Error('smoke POST timeout')));
+    req.end(body);
+  });
+}
+
+async function runOrdersScenario(
+  scenario: OrdersScenario,
+  database: BenchDatabase,
+  problems: string[],
+): Promise<{ row: OrdersRow; notes: string[] }> {
+  const notes: string[] = [];
+  // Both start from an empty database: (e)'s startup check applies the migrations, (f)'s tables
+  // are made here from the same files.
+  await within(database.reset(), DB_TIMEOUT_MS, 'emptying the bench database');
+  if (scenario.id === 'f') {
+    await within(
+      database.applyMigrations(path.join(packageRoot(), 'migrations')),
+      DB_TIMEOUT_MS,
+      'migrations',
+    );
+  }
+  const keyPrefix = `bench-${scenario.id}-${randomBytes(4).toString('hex')}`;
+  let server: RunningServer | undefined;
+  try {
+    server = await startServer(ordersServerSpec(scenario, database));
+    const smoke = await smokeOrder(server.port, `${keyPrefix}-smoke`);
+    if (smoke !== undefined) throw new Error(`POST ${ORDERS_PATH} before the load: ${smoke}`);
+    const result = await runLoad({
+      port: server.port,
+      path: ORDERS_PATH,
+      warmup: ORDER_WARMUP,
+      count: ORDER_REQUESTS,
+      concurrency: ORDER_CONCURRENCY,
+      settleMs: SETTLE_MS,
+      timeoutMs: LOAD_TIMEOUT_MS,
+      post: { body: JSON.stringify(ORDER_BODY), keyPrefix },
+    });
+    checkStatuses(`${scenario.label} POST ${ORDERS_PATH}`, result, 201, problems);
+    const row: OrdersRow = { scenario, ...measuredOf(result) };
+    await stopServer(server);
+    if (scenario.entry === 'bench-service.js') {
+      notes.push(
+        `${scenario.label}: ${server.logs.lines} log lines drained from the server's stdout pipe` +
+          `, ${server.logs.warnOrError} of them at level warn or error`,
+      );
+    }
+    // Every request made exactly one order, its items, one event and one completed key.
+    const expected = 1 + ORDER_WARMUP + ORDER_REQUESTS;
+    const counts = await within(database.counts(), DB_TIMEOUT_MS, 'counting rows');
+    const itemsPer = ORDER_BODY.items.length;
+    notes.push(
+      `${scenario.label}: rows after the run: ${counts.orders} orders, ${counts.orderItems} ` +
+        `order_items, ${counts.outbox} outbox events, ${counts.keysCompleted}/` +
+        `${counts.keysTotal} idempotency keys completed (expected ${expected} orders)`,
+    );
+    if (
+      counts.orders !== expected ||
+      counts.orderItems !== expected * itemsPer ||
+      counts.outbox !== expected ||
+      counts.keysCompleted !== expected ||
+      counts.keysTotal !== expected
+    ) {
+      problems.push(`${scenario.label}: rows in the database differ from the requests sent`);
+    }
+    return { row, notes };
+  } finally {
+    if (server !== undefined) await stopServer(server);
+  }
+}
+
+let activeDatabase: BenchDatabase | undefined;
+
+async function runOrders(
+  scenarios: readonly OrdersScenario[],
+  notes: string[],
+  problems: string[],
+): Promise<OrdersRow[]> {
+  const rows: OrdersRow[] = [];
+  let database: BenchDatabase;
+  try {
+    database = await within(createBenchDatabase(ADMIN_URL), DB_TIMEOUT_MS, 'CREATE DATABASE');
+  } catch (error) {
+    problems.push(`orders: no bench database: ${errorText(error)}`);
+    return rows;
+  }
+  activeDatabase = database;
+  try {
+    for (const scenario of scenarios) {
+      try {
+        const outcome = await runOrdersScenario(scenario, database, problems);
+        rows.push(outcome.row);
+        notes.push(...outcome.notes);
+      } catch (error) {
+        problems.push(`${scenario.label}: ${errorText(error)}`.trim());
+      }
+    }
+  } finally {
+    try {
+      await within(database.drop(), DB_TIMEOUT_MS, 'DROP DATABASE');
+      notes.push(`orders: bench database ${database.name} created, used and dropped`);
+    } catch (error) {
+      problems.push(`orders: bench database ${database.name} not dropped: ${errorText(error)}`);
+    }
+    activeDatabase = undefined;
+  }
+  return rows;
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Output
 
 function fixed(value: number, digits: number): string {
@@ -409,6 +683,11 @@ function table(rows: readonly Row[], bare: number | undefined): string {
     fixed(row.p99Ms, 2),
     fixed(row.rssMb, 1),
   ]);
+  return markdownTable(header, lines);
+}
+
+/** The first two columns left-aligned, the others (numbers) right-aligned. */
+function markdownTable(header: readonly string[], lines: readonly string[][]): string {
   const widths = header.map((title, column) =>
     Math.max(title.length, ...lines.map((cells) => (cells[column] ?? '').length)),
   );
@@ -421,6 +700,48 @@ function table(rows: readonly Row[], bare: number | undefined): string {
       .join(' | ')} |`;
   const rule = `|${widths.map((width, column) => (column < 2 ? `-${'-'.repeat(width)}-` : `-${'-'.repeat(width)}:`)).join('|')}|`;
   return [render(header), rule, ...lines.map(render)].join('\n');
+}
+
+function ordersTable(rows: readonly OrdersRow[], minimal: number | undefined): string {
+  const header = [
+    'scenario',
+    'route',
+    'req/s',
+    'p50 ms',
+    'p99 ms',
+    'CPU µs/req',
+    'throughput vs minimal',
+    'RSS MB',
+  ];
+  const lines = rows.map((row) => [
+    row.scenario.label,
+    `POST ${ORDERS_PATH}`,
+    fixed(row.requestsPerSecond, 0),
+    fixed(row.p50Ms, 2),
+    fixed(row.p99Ms, 2),
+    fixed(row.cpuMicrosPerRequest, 0),
+    minimal === undefined ? 'n/a' : fixed(row.requestsPerSecond / minimal, 2),
+    fixed(row.rssMb, 1),
+  ]);
+  return markdownTable(header, lines);
+}
+
+function ordersGoal(rows: readonly OrdersRow[]): string[] {
+  const service = rows.find((r) => r.scenario.id === 'e');
+  const minimal = rows.find((r) => r.scenario.id === 'f');
+  const goal = `(e) throughput >= ${(THROUGHPUT_GOAL * 100).toFixed(0)}% of (f)'s`;
+  const out = [`Goal, req/s of POST ${ORDERS_PATH} against (f):`];
+  if (service === undefined || minimal === undefined) {
+    out.push(`- ${goal}: not measured`);
+    return out;
+  }
+  const ratio = service.requestsPerSecond / minimal.requestsPerSecond;
+  out.push(
+    `- ${goal}: ${(ratio * 100).toFixed(0)}% ` +
+      `(${fixed(service.requestsPerSecond, 0)} vs ${fixed(minimal.requestsPerSecond, 0)} req/s) -> ` +
+      (ratio >= THROUGHPUT_GOAL ? 'HOLDS' : 'MISSED'),
+  );
+  return out;
 }
 
 function goals(rows: readonly Row[], bare: number | undefined): string[] {
@@ -444,14 +765,21 @@ function goals(rows: readonly Row[], bare: number | undefined): string[] {
 
 async function main(): Promise<number> {
   const startedAt = performance.now();
-  const only = process.env.BENCH_SCENARIOS ?? 'abcd';
+  const only = process.env.BENCH_SCENARIOS ?? 'abcdef';
   const scenarios = SCENARIOS.filter((s) => only.includes(s.id));
+  const ordersScenarios = ORDERS_SCENARIOS.filter((s) => only.includes(s.id));
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
   console.log(
     `node ${process.version} | ${cpu.trim()} | ${os.cpus().length} cores | ` +
       `${new Date().toISOString()} | ${REQUESTS} requests per row after ${WARMUP} warm-up, ` +
       `${CONCURRENCY} keep-alive connections`,
   );
+  if (ordersScenarios.length > 0) {
+    console.log(
+      `orders: ${ORDER_REQUESTS} POST ${ORDERS_PATH} per row after ${ORDER_WARMUP} warm-up, ` +
+        `${ORDER_CONCURRENCY} keep-alive connections, a unique Idempotency-Key each`,
+    );
+  }
   console.log('');
 
   const rows: Row[] = [];
@@ -463,34 +791,54 @@ async function main(): Promise<number> {
       rows.push(...outcome.rows);
       notes.push(...outcome.notes);
     } catch (error) {
-      problems.push(
-        `${scenario.label}: ${error instanceof Error ? error.message : String(error)}`.trim(),
-      );
+      problems.push(`${scenario.label}: ${errorText(error)}`.trim());
     }
   }
 
-  const bare = rows.find((r) => r.scenario.id === 'a')?.cpuMicrosPerRequest;
-  console.log(table(rows, bare));
-  console.log('');
-  console.log(goals(rows, bare).join('\n'));
-  console.log('');
+  const ordersRows =
+    ordersScenarios.length > 0 ? await runOrders(ordersScenarios, notes, problems) : [];
+
+  if (scenarios.length > 0 || ordersScenarios.length === 0) {
+    const bare = rows.find((r) => r.scenario.id === 'a')?.cpuMicrosPerRequest;
+    console.log(table(rows, bare));
+    console.log('');
+    console.log(goals(rows, bare).join('\n'));
+    console.log('');
+  }
+  if (ordersScenarios.length > 0) {
+    const minimal = ordersRows.find((r) => r.scenario.id === 'f')?.requestsPerSecond;
+    console.log(ordersTable(ordersRows, minimal));
+    console.log('');
+    console.log(ordersGoal(ordersRows).join('\n'));
+    console.log('');
+  }
   for (const note of notes) console.log(`- ${note}`);
   for (const problem of problems) console.log(`- PROBLEM: ${problem}`);
   console.log(`- bench run: ${((performance.now() - startedAt) / 1000).toFixed(1)} s`);
   return problems.length === 0 ? 0 : 1;
 }
 
+/** Kills every child, drops the bench database if one exists (bounded), then exits. */
+function abort(code: number): void {
+  killAll();
+  const database = activeDatabase;
+  if (database === undefined) process.exit(code);
+  within(database.drop(), CLEANUP_TIMEOUT_MS, `DROP DATABASE ${database.name}`).then(
+    () => process.exit(code),
+    (error: unknown) => {
+      console.error(`bench: ${errorText(error)}`);
+      process.exit(code);
+    },
+  );
+}
+
 process.on('exit', killAll);
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    killAll();
-    process.exit(130);
-  });
+  process.on(signal, () => abort(130));
 }
 const overall = setTimeout(() => {
   console.error(`bench: still running after ${TOTAL_TIMEOUT_MS} ms, stopping everything`);
-  killAll();
-  process.exit(1);
+  abort(1);
 }, TOTAL_TIMEOUT_MS);
 main().then(
   (code) => {
@@ -499,7 +847,6 @@ main().then(
   },
   (error: unknown) => {
     console.error(error);
-    killAll();
-    process.exit(1);
+    abort(1);
   },
 );
