@@ -86,6 +86,26 @@ describe('the golden shutdown path under load', () => {
       expect(afterSignal.length).toBeGreaterThan(0);
       expect(afterSignal.every((o) => o.connection === 'close')).toBe(true);
       expect(contractEvents(service)).toEqual(CONTRACT_SHUTDOWN_ORDER);
+      // Contract section 3: the required fields of each event.
+      const line = (event: string) => service.lines.find((l) => l.event === event);
+      expect(line('service.start')).toMatchObject({ version: '0.1.0', env: 'test' });
+      expect(typeof line('service.start')?.bind).toBe('string');
+      expect(line('service.ready')).toMatchObject({ ready: true, bind: `127.0.0.1:${port}` });
+      expect(typeof line('service.ready')?.startup_ms).toBe('number');
+      expect(typeof line('service.ready')?.ops_bind).toBe('string');
+      expect(line('shutdown.intake_stopped')?.in_flight).toEqual(expect.any(Number));
+      expect(line('shutdown.drain_complete')?.drain_ms).toEqual(expect.any(Number));
+      expect(line('telemetry.flush')?.flush_ms).toEqual(expect.any(Number));
+      const transitions = service.lines.filter((l) => l.event === 'lifecycle.transition');
+      expect(
+        transitions.map((t) => `${String(t.from)} -> ${String(t.to)} (${String(t.cause)})`),
+      ).toEqual(
+        expect.arrayContaining([
+          'starting -> ready.serving (xstate.done.actor.startup)',
+          `ready.serving -> draining.delaying (SIGNAL)`,
+          'flushing -> stopped (xstate.done.actor.flushTelemetry)',
+        ]),
+      );
       expect(drained?.in_flight).toBe(0);
       expect(service.lines.find((l) => l.event === 'telemetry.flush')).toMatchObject({
         status: 'ok',
