@@ -10,17 +10,9 @@
 // replay, as the service leaves it. Answers 201, Location and the order JSON (contract section 6).
 // Every key is new in the bench: a reused key fails the primary key (500), there is no replay.
 import { createHash, randomUUID } from 'node:crypto';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import express, { type Request, type Response } from 'express';
 import pg from 'pg';
-import {
-  CPU_PATH,
-  cpuReport,
-  exitWithParent,
-  type ListeningMessage,
-  ORDERS_PATH,
-} from './protocol';
+import { ORDERS_PATH, serveBenchApp } from './protocol';
 
 interface Item {
   readonly sku: string;
@@ -148,38 +140,5 @@ async function createOrder(req: Request, res: Response): Promise<void> {
 
 const app = express();
 app.post(ORDERS_PATH, express.json(), createOrder);
-app.get(CPU_PATH, (_req, res) => {
-  res.json(cpuReport());
-});
-
-const server = createServer(app);
-
-function stop(): void {
-  server.close();
-  server.closeAllConnections();
-  void pool
-    .end()
-    .catch(() => undefined)
-    .finally(() => process.exit(0));
-  setTimeout(() => process.exit(0), 1_000).unref();
-}
-
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
-exitWithParent(stop);
 // Connected before it announces itself, as the service is before /ready answers 200.
-pool.query('SELECT 1').then(
-  () => {
-    server.listen(0, '127.0.0.1', () => {
-      const message: ListeningMessage = {
-        type: 'listening',
-        port: (server.address() as AddressInfo).port,
-      };
-      process.send?.(message);
-    });
-  },
-  (error: unknown) => {
-    process.stderr.write(`minimal-orders: cannot reach the database: ${String(error)}\n`);
-    process.exit(1);
-  },
-);
+serveBenchApp(app, { ready: pool.query('SELECT 1'), beforeExit: () => pool.end() });

@@ -1,6 +1,9 @@
 // What the bench processes say to each other: the orchestrator (run.ts), the servers under test
 // (bare-express.ts, bench-service.ts, minimal-orders.ts) and the load generator (load.ts). Messages travel over the
 // IPC channel of child_process.fork; every message is checked on arrival.
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Express } from 'express';
 
 /** The no-I/O JSON route measured on every server. */
 export const NOOP_PATH = '/bench/noop';
@@ -147,4 +150,45 @@ export function exitWithParent(onParentGone: () => void): void {
     throw new Error('bench: this entry point is started by bench/run.ts (child_process.fork)');
   }
   process.on('disconnect', onParentGone);
+}
+
+/**
+ * Serves a plain bench app (no runtime): adds the CPU route, stops on SIGTERM/SIGINT or when the
+ * orchestrator goes away (after `beforeExit`, bounded to 1 s), and announces its port once
+ * `ready` resolves.
+ */
+export function serveBenchApp(
+  app: Express,
+  options: { ready?: Promise<unknown>; beforeExit?: () => Promise<unknown> } = {},
+): void {
+  app.get(CPU_PATH, (_req, res) => {
+    res.json(cpuReport());
+  });
+  const server = createServer(app);
+  const stop = (): void => {
+    server.close();
+    server.closeAllConnections();
+    setTimeout(() => process.exit(0), 1_000).unref();
+    void (options.beforeExit?.() ?? Promise.resolve())
+      .catch(() => undefined)
+      .finally(() => process.exit(0));
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  exitWithParent(stop);
+  (options.ready ?? Promise.resolve()).then(
+    () => {
+      server.listen(0, '127.0.0.1', () => {
+        const message: ListeningMessage = {
+          type: 'listening',
+          port: (server.address() as AddressInfo).port,
+        };
+        process.send?.(message);
+      });
+    },
+    (error: unknown) => {
+      process.stderr.write(`bench server: not ready: ${String(error)}\n`);
+      process.exit(1);
+    },
+  );
 }
