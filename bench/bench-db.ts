@@ -93,7 +93,7 @@ export async function createBenchDatabase(adminUrl: string): Promise<BenchDataba
           `SELECT (SELECT count(*) FROM orders) AS "orders",
                   (SELECT count(*) FROM order_items) AS "orderItems",
                   (SELECT count(*) FROM outbox) AS "outbox",
-                  (SELECT count(*) FROM idempotency_keys WHERE state = 'completed')
+                  (SELECT count(*) FROM idempotency_keys k JOIN orders o ON o.id = k.order_id)
                     AS "keysCompleted",
                   (SELECT count(*) FROM idempotency_keys) AS "keysTotal"`,
         );

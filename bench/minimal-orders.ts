@@ -35,10 +35,8 @@ const INSERT_ITEMS = `INSERT INTO order_items (order_id, line_no, sku, quantity,
 const INSERT_EVENT = `INSERT INTO outbox (event_id, aggregate_type, aggregate_id, event_type, subject, payload)
   VALUES ($1, 'order', $2, 'order.created', 'orders.created', $3::jsonb)`;
 const INSERT_KEY = `INSERT INTO idempotency_keys
-    (key, fingerprint, state, order_id, response_status, response_headers, response_body,
-     completed_at, expires_at)
-  VALUES ($1, $2, 'completed', $3, 201, $4::jsonb, $5, now(),
-          now() + $6::double precision * interval '1 millisecond')`;
+    (key, fingerprint, order_id, response_status, response_headers, response_body, expires_at)
+  VALUES ($1, $2, $3, 201, $4::jsonb, $5, now() + $6::double precision * interval '1 millisecond')`;
 
 function positiveInt(name: string): number {
   const value = Number(process.env[name]);

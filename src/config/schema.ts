@@ -60,10 +60,11 @@ export interface AppConfig {
     poolMax: number;
     connectTimeoutMs: number;
     statementTimeoutMs: number;
+    lockTimeoutMs: number;
+    idleInTransactionTimeoutMs: number;
     healthIntervalMs: number;
   };
   orders: {
-    idempotencyLeaseMs: number;
     idempotencyRetentionMs: number;
     idempotencyPurgeIntervalMs: number;
   };
@@ -282,6 +283,18 @@ export const schema: convict.Schema<AppConfig> = {
       default: 5_000,
       env: 'DATABASE_STATEMENT_TIMEOUT_MS',
     },
+    lockTimeoutMs: {
+      doc: 'PostgreSQL lock_timeout for every query. A POST /v1/orders whose Idempotency-Key is held by a request still running waits this long for it (then gets its stored response) before answering 409 IDEMPOTENCY_KEY_IN_PROGRESS.',
+      format: 'duration-ms',
+      default: 250,
+      env: 'DATABASE_LOCK_TIMEOUT_MS',
+    },
+    idleInTransactionTimeoutMs: {
+      doc: 'PostgreSQL idle_in_transaction_session_timeout: a transaction left open by a process that stopped answering (frozen, cut off) is ended after this long, which frees its Idempotency-Key. A crash or a timed-out request frees it at once.',
+      format: 'duration-ms',
+      default: 10_000,
+      env: 'DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS',
+    },
     healthIntervalMs: {
       doc: 'How often the database is pinged (on a connection of its own, so a busy pool never fails the check); two failed pings in a row make readiness 503 degraded, one good ping brings it back.',
       format: 'duration-ms',
@@ -290,12 +303,6 @@ export const schema: convict.Schema<AppConfig> = {
     },
   },
   orders: {
-    idempotencyLeaseMs: {
-      doc: 'How long a POST /v1/orders holds its Idempotency-Key while it runs. A request interrupted by a crash leaves the key locked at most this long; then a retry takes it over. Keep it above REQUEST_TIMEOUT_MS.',
-      format: 'duration-ms',
-      default: 30_000,
-      env: 'IDEMPOTENCY_LEASE_MS',
-    },
     idempotencyRetentionMs: {
       doc: 'How long an Idempotency-Key and its stored response are kept (replays within it return the stored response; after it the key is purged and may create a new order).',
       format: 'long-duration-ms',

@@ -60,6 +60,8 @@ async function openDb(config: Readonly<AppConfig>, logger: Logger): Promise<Db> 
         poolMax: database.poolMax,
         connectTimeoutMs: database.connectTimeoutMs,
         statementTimeoutMs: database.statementTimeoutMs,
+        lockTimeoutMs: database.lockTimeoutMs,
+        idleInTransactionTimeoutMs: database.idleInTransactionTimeoutMs,
         // Closing runs inside the flush budget: leave most of it to telemetry.
         closeTimeoutMs: Math.max(100, Math.floor(shutdown.flushTimeoutMs / 3)),
       },
@@ -72,21 +74,13 @@ async function openDb(config: Readonly<AppConfig>, logger: Logger): Promise<Db> 
 
 /** Settings that work but defeat their purpose; not invalid, so a warning rather than exit 78. */
 function warnAboutSettings(config: Readonly<AppConfig>, logger: Logger): void {
-  const { idempotencyLeaseMs, idempotencyRetentionMs } = config.orders;
-  if (idempotencyLeaseMs <= config.http.handlerTimeoutMs) {
+  const { lockTimeoutMs } = config.database;
+  if (lockTimeoutMs >= config.http.handlerTimeoutMs) {
     logger.warn('orders.config_warning', {
       reason:
-        'IDEMPOTENCY_LEASE_MS is not above REQUEST_TIMEOUT_MS: a retry may take over the key of a request still running (it then answers 409; no order is duplicated)',
-      lease_ms: idempotencyLeaseMs,
+        'DATABASE_LOCK_TIMEOUT_MS is not below REQUEST_TIMEOUT_MS: a request waiting for a running request with its Idempotency-Key times out (504) instead of answering 409',
+      lock_timeout_ms: lockTimeoutMs,
       request_timeout_ms: config.http.handlerTimeoutMs,
-    });
-  }
-  if (idempotencyRetentionMs < idempotencyLeaseMs) {
-    logger.warn('orders.config_warning', {
-      reason:
-        'IDEMPOTENCY_RETENTION_MS is shorter than IDEMPOTENCY_LEASE_MS: completed keys may be purged before clients stop retrying',
-      lease_ms: idempotencyLeaseMs,
-      retention_ms: idempotencyRetentionMs,
     });
   }
 }
@@ -139,7 +133,6 @@ export function ordersModule(context: ModuleContext): RuntimeModule {
         createOrder: createOrderUseCase({
           database,
           logger,
-          leaseMs: config.orders.idempotencyLeaseMs,
           retentionMs: config.orders.idempotencyRetentionMs,
         }),
         getOrder: getOrderUseCase({ database }),

@@ -31,6 +31,8 @@ it('when SIGTERM arrives during a load of POST /v1/orders, then nothing is dropp
     SHUTDOWN_DRAIN_TIMEOUT_MS: '5000',
     SHUTDOWN_FLUSH_TIMEOUT_MS: '1000',
     SHUTDOWN_HARD_STOP_MS: '10000',
+    // Statements wait for the blocker's table lock below instead of failing after 250 ms.
+    DATABASE_LOCK_TIMEOUT_MS: '5000',
   });
   const agent = new http.Agent({ keepAlive: true, maxSockets: CONNECTIONS });
   const outcomes: Outcome[] = [];

@@ -1,15 +1,16 @@
-// The idempotency protocol and the order, outbox and key tables on a real PostgreSQL: claim,
-// lease, takeover, fence, completion, release, purge; and the order/outbox writes.
+// The idempotency protocol and the order, outbox and key tables on a real PostgreSQL: the key as
+// the first statement of the order's transaction, waiting for a running holder, rollback on a cut
+// connection or an abandoned transaction, purge; and the order/outbox writes.
 import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+import { holdKey } from './support/hold-key';
 import {
-  claimKey,
-  completeKey,
-  lockLease,
+  insertKey,
+  LOCK_NOT_AVAILABLE,
   purgeExpiredKeys,
   readKey,
-  releaseKey,
 } from '../../src/orders/data/idempotency.repository';
-import type { Session } from '../../src/orders/db/database';
+import type { Database, Session } from '../../src/orders/db/database';
 import { findOrder, insertOrder } from '../../src/orders/data/order.repository';
 import { countBacklog, insertEvent } from '../../src/orders/data/outbox.repository';
 import { migrate, readMigrations } from '../../src/orders/db/migrations.runner';
@@ -32,7 +33,8 @@ afterAll(async () => {
   await testDb.drop();
 });
 
-const HOUR = 3_600_000;
+const DAY = 86_400_000;
+const FINGERPRINT = 'f'.repeat(64);
 const INPUT = {
   customer_id: 'customer-1',
   currency: 'EUR',
@@ -42,189 +44,168 @@ const INPUT = {
   ],
 };
 
-function claimRequest(key: string, overrides: Partial<Parameters<typeof claimKey>[1]> = {}) {
-  return {
-    key,
-    fingerprint: 'f'.repeat(64),
-    leaseToken: randomUUID(),
-    leaseMs: 30_000,
-    retentionMs: 24 * HOUR,
-    ...overrides,
-  };
-}
-
 function run<T>(work: (session: Session) => Promise<T>): Promise<T> {
   return stack.database.run(work, { retry: false });
 }
 
-function claim(request: ReturnType<typeof claimRequest>) {
-  return stack.database.run((s) => claimKey(s, request), { retry: true });
-}
-
-/** Completes a key the way the create-order transaction does. */
-async function complete(key: string, leaseToken: string): Promise<string | undefined> {
-  return stack.database.transaction(
-    'test complete',
+/**
+ * The create-order transaction's shape: the key first, then the order. Returns the new order's
+ * id, or undefined when the key was already taken (nothing else is written then).
+ */
+function createWithKey(
+  key: string,
+  options: { retentionMs?: number; fingerprint?: string; database?: Database } = {},
+): Promise<string | undefined> {
+  const id = randomUUID();
+  return (options.database ?? stack.database).transaction(
+    'test create',
     async (session) => {
-      if (!(await lockLease(session, key, leaseToken))) return undefined;
-      const order = await insertOrder(session, {
-        id: randomUUID(),
+      const ours = await insertKey(session, {
+        key,
+        fingerprint: options.fingerprint ?? FINGERPRINT,
+        orderId: id,
+        response: {
+          status: 201,
+          headers: { Location: `/v1/orders/${id}` },
+          body: `{"id":"${id}"}`,
+        },
+        retentionMs: options.retentionMs ?? DAY,
+      });
+      if (!ours) return undefined;
+      await insertOrder(session, {
+        id,
         input: INPUT,
         totalCents: 4498,
         idempotencyKey: key,
+        createdAt: new Date(),
       });
-      await completeKey(session, {
-        key,
-        leaseToken,
-        orderId: order.id,
-        response: {
-          status: 201,
-          headers: { Location: `/v1/orders/${order.id}` },
-          body: '{"id":1}',
-        },
-        retentionMs: 24 * HOUR,
-      });
-      return order.id;
+      return id;
     },
     { retry: false },
   );
 }
 
-describe('claiming a key', () => {
-  it('when a key is new, then the claim acquires it with a lease', async () => {
-    const request = claimRequest(`new-${randomUUID()}`);
-    expect(await claim(request)).toEqual({ kind: 'acquired', attempts: 1 });
-    const record = await run((s) => readKey(s, request.key));
-    expect(record).toMatchObject({
-      state: 'in_progress',
-      leaseToken: request.leaseToken,
-      leaseExpired: false,
-    });
-  });
+async function ordersWithKey(key: string): Promise<number> {
+  const rows = await testDb.query('SELECT id FROM orders WHERE idempotency_key = $1', [key]);
+  return rows.length;
+}
 
-  it('when the same claim is retried (its first answer was lost), then it is still ours', async () => {
-    const request = claimRequest(`retried-${randomUUID()}`);
-    await claim(request);
-    expect(await claim(request)).toEqual({ kind: 'acquired', attempts: 1 });
-  });
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-  it('when 20 claims of one key race, then exactly one acquires it and the others see it in progress', async () => {
-    const key = `race-${randomUUID()}`;
-    const results = await Promise.all(Array.from({ length: 20 }, () => claim(claimRequest(key))));
-    expect(results.filter((r) => r.kind === 'acquired')).toHaveLength(1);
-    for (const result of results.filter((r) => r.kind !== 'acquired')) {
-      expect(result).toMatchObject({
-        kind: 'existing',
-        record: { state: 'in_progress', leaseExpired: false },
-      });
-    }
-  });
-
-  it('when the lease is still running, then another request does not get the key', async () => {
-    const key = `held-${randomUUID()}`;
-    await claim(claimRequest(key));
-    expect(await claim(claimRequest(key))).toMatchObject({
-      kind: 'existing',
-      record: { state: 'in_progress' },
-    });
-  });
-
-  it('when the lease expired, then a retry with the same body takes the key over, and the first holder can no longer complete', async () => {
-    const key = `expired-${randomUUID()}`;
-    const first = claimRequest(key, { leaseMs: 1 });
-    await claim(first);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    const second = claimRequest(key);
-    expect(await claim(second)).toEqual({ kind: 'acquired', attempts: 2 });
-    // The fence: the first attempt, back from a long pause, finds the key no longer its own.
-    expect(await complete(key, first.leaseToken)).toBeUndefined();
-    const orderId = await complete(key, second.leaseToken);
+describe('the key in the order transaction', () => {
+  it('when a key is new, then it commits with its order and reads back with the response to replay', async () => {
+    const key = `new-${randomUUID()}`;
+    const orderId = await createWithKey(key);
     expect(orderId).toBeDefined();
-    const orders = await testDb.query('SELECT id FROM orders WHERE idempotency_key = $1', [key]);
-    expect(orders).toEqual([{ id: orderId }]);
-  });
-
-  it('when the lease expired but the body differs, then the key is not taken over', async () => {
-    const key = `expired-other-${randomUUID()}`;
-    await claim(claimRequest(key, { leaseMs: 1 }));
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    const other = await claim(claimRequest(key, { fingerprint: 'e'.repeat(64) }));
-    expect(other).toMatchObject({ kind: 'existing', record: { fingerprint: 'f'.repeat(64) } });
-  });
-
-  it('when the key was completed, then a claim reads the stored response and does not take it', async () => {
-    const key = `done-${randomUUID()}`;
-    const first = claimRequest(key);
-    await claim(first);
-    const orderId = await complete(key, first.leaseToken);
-    const again = await claim(claimRequest(key, { leaseMs: 1 }));
-    expect(again).toMatchObject({
-      kind: 'existing',
-      record: {
-        state: 'completed',
-        orderId,
-        leaseToken: null,
-        response: { status: 201, headers: { Location: `/v1/orders/${orderId}` }, body: '{"id":1}' },
+    expect(await run((s) => readKey(s, key))).toEqual({
+      key,
+      fingerprint: FINGERPRINT,
+      orderId,
+      response: {
+        status: 201,
+        headers: { Location: `/v1/orders/${orderId}` },
+        body: `{"id":"${orderId}"}`,
       },
     });
+    expect(await ordersWithKey(key)).toBe(1);
   });
 
-  it('when a takeover races the first holder completing, then exactly one order exists', async () => {
-    for (let round = 0; round < 10; round += 1) {
-      const key = `fence-${round}-${randomUUID()}`;
-      const first = claimRequest(key, { leaseMs: 5 });
-      await claim(first);
-      await new Promise((resolve) => setTimeout(resolve, 10));
-      const second = claimRequest(key);
-      const [completedByFirst, secondClaim] = await Promise.all([
-        complete(key, first.leaseToken),
-        claim(second),
-      ]);
-      const completedBySecond =
-        secondClaim.kind === 'acquired' ? await complete(key, second.leaseToken) : undefined;
-      const orders = await testDb.query('SELECT id FROM orders WHERE idempotency_key = $1', [key]);
-      expect(orders).toHaveLength(1);
-      expect([completedByFirst, completedBySecond].filter((id) => id !== undefined)).toHaveLength(
-        1,
-      );
+  it('when the key is already committed, then inserting it again is refused and the first record stands', async () => {
+    const key = `done-${randomUUID()}`;
+    const first = await createWithKey(key);
+    expect(await createWithKey(key, { fingerprint: 'e'.repeat(64) })).toBeUndefined();
+    expect(await run((s) => readKey(s, key))).toMatchObject({
+      orderId: first,
+      fingerprint: FINGERPRINT,
+    });
+    expect(await ordersWithKey(key)).toBe(1);
+  });
+
+  it('when 20 transactions race for one key, then exactly one gets it and the others find it taken', async () => {
+    const key = `race-${randomUUID()}`;
+    const results = await Promise.all(Array.from({ length: 20 }, () => createWithKey(key)));
+    expect(results.filter((id) => id !== undefined)).toHaveLength(1);
+    expect(await ordersWithKey(key)).toBe(1);
+  });
+
+  it('when a running transaction holds the key and then commits, then a second request waits for it and finds it taken', async () => {
+    const key = `wait-commit-${randomUUID()}`;
+    const holder = await holdKey(testDb.url, key, FINGERPRINT);
+    try {
+      const second = createWithKey(key);
+      await sleep(100);
+      await holder.client.query('COMMIT');
+      expect(await second).toBeUndefined();
+      expect(await run((s) => readKey(s, key))).toMatchObject({
+        response: { body: holder.body },
+      });
+    } finally {
+      await holder.client.end();
     }
   });
-});
 
-describe('releasing a lease', () => {
-  it('when a request fails and releases its lease, then a retry takes the key at once', async () => {
-    const key = `released-${randomUUID()}`;
-    const first = claimRequest(key);
-    await claim(first);
-    expect(await run((s) => releaseKey(s, key, first.leaseToken))).toBe(true);
-    expect(await claim(claimRequest(key))).toMatchObject({ kind: 'acquired', attempts: 2 });
+  it('when a running transaction holds the key and then rolls back, then the waiting request gets the key', async () => {
+    const key = `wait-rollback-${randomUUID()}`;
+    const holder = await holdKey(testDb.url, key, FINGERPRINT);
+    try {
+      const second = createWithKey(key);
+      await sleep(100);
+      await holder.client.query('ROLLBACK');
+      expect(await second).toBeDefined();
+      expect(await ordersWithKey(key)).toBe(1);
+    } finally {
+      await holder.client.end();
+    }
   });
 
-  it('when the key completed meanwhile, then a release changes nothing', async () => {
-    const key = `released-late-${randomUUID()}`;
-    const first = claimRequest(key);
-    await claim(first);
-    await complete(key, first.leaseToken);
-    expect(await run((s) => releaseKey(s, key, first.leaseToken))).toBe(false);
-    expect(await run((s) => readKey(s, key))).toMatchObject({ state: 'completed' });
+  it('when the holder runs past lock_timeout, then the insert fails with lock_not_available (55P03) and writes nothing', async () => {
+    const key = `lock-timeout-${randomUUID()}`;
+    const holder = await holdKey(testDb.url, key, FINGERPRINT);
+    const impatient = databaseStack(testDb.url, 2, undefined, { lockTimeoutMs: 100 });
+    try {
+      await expect(createWithKey(key, { database: impatient.database })).rejects.toMatchObject({
+        cause: { code: LOCK_NOT_AVAILABLE },
+      });
+      await holder.client.query('ROLLBACK');
+      expect(await ordersWithKey(key)).toBe(0);
+    } finally {
+      await holder.client.end();
+      await impatient.close();
+    }
+  });
+
+  it('when the holder process dies (its connection is cut mid-transaction), then the key is free at once', async () => {
+    const key = `cut-${randomUUID()}`;
+    const holder = await holdKey(testDb.url, key, FINGERPRINT);
+    holder.cut();
+    const orderId = await createWithKey(key);
+    expect(orderId).toBeDefined();
+    expect(await ordersWithKey(key)).toBe(1);
+  });
+
+  it('when the holder stops driving its transaction, then PostgreSQL ends it after idle_in_transaction_session_timeout and the key is free', async () => {
+    const key = `frozen-${randomUUID()}`;
+    // The holder's connection carries the pool's setting, short here.
+    const holder = await holdKey(testDb.url, key, FINGERPRINT, {
+      idle_in_transaction_session_timeout: 200,
+    });
+    try {
+      const startedAt = Date.now();
+      expect(await createWithKey(key)).toBeDefined();
+      expect(Date.now() - startedAt).toBeGreaterThanOrEqual(150);
+      expect(await ordersWithKey(key)).toBe(1);
+    } finally {
+      await holder.client.end().catch(() => undefined);
+    }
   });
 });
 
 describe('purging expired keys', () => {
-  it('when keys are past their retention, then they are purged; live leases and keys within retention stay', async () => {
+  it('when keys are past their retention, then they are purged; keys within retention stay and the order outlives its key', async () => {
     const prefix = `purge-${randomUUID()}`;
-    const expiredDone = claimRequest(`${prefix}-done`, { retentionMs: 1 });
-    await claim(expiredDone);
-    await complete(expiredDone.key, expiredDone.leaseToken);
-    await testDb.query(
-      "UPDATE idempotency_keys SET expires_at = now() - interval '1 second' WHERE key = $1",
-      [expiredDone.key],
-    );
-    // Past retention but its lease still runs (taken over just now): never purged under a holder.
-    await claim(claimRequest(`${prefix}-live`, { retentionMs: 1, leaseMs: 60_000 }));
-    await claim(claimRequest(`${prefix}-abandoned`, { retentionMs: 1, leaseMs: 1 }));
-    await claim(claimRequest(`${prefix}-kept`));
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await createWithKey(`${prefix}-expired`, { retentionMs: 1 });
+    await createWithKey(`${prefix}-kept`);
+    await sleep(20);
 
     let purged = 0;
     for (let deleted = -1; deleted !== 0;) {
@@ -235,12 +216,26 @@ describe('purging expired keys', () => {
       'SELECT key FROM idempotency_keys WHERE key LIKE $1 ORDER BY key',
       [`${prefix}%`],
     );
-    expect(left.map((row) => row.key)).toEqual([`${prefix}-kept`, `${prefix}-live`]);
-    expect(purged).toBeGreaterThanOrEqual(2);
-    // The order outlives its key.
-    expect(
-      await testDb.query('SELECT id FROM orders WHERE idempotency_key = $1', [expiredDone.key]),
-    ).toHaveLength(1);
+    expect(left.map((row) => row.key)).toEqual([`${prefix}-kept`]);
+    expect(purged).toBeGreaterThanOrEqual(1);
+    expect(await ordersWithKey(`${prefix}-expired`)).toBe(1);
+  });
+
+  it('when an expired key is locked by another transaction, then the purge skips it instead of waiting', async () => {
+    const key = `purge-locked-${randomUUID()}`;
+    await createWithKey(key, { retentionMs: 1 });
+    await sleep(20);
+    const locker = new pg.Client({ connectionString: testDb.url });
+    await locker.connect();
+    try {
+      await locker.query('BEGIN');
+      await locker.query('SELECT key FROM idempotency_keys WHERE key = $1 FOR UPDATE', [key]);
+      for (let deleted = -1; deleted !== 0;) deleted = await run((s) => purgeExpiredKeys(s, 500));
+      await locker.query('COMMIT');
+      expect(await run((s) => readKey(s, key))).toBeDefined();
+    } finally {
+      await locker.end();
+    }
   });
 });
 
@@ -251,7 +246,14 @@ describe('orders and the outbox', () => {
     const input = { ...INPUT, items: [...INPUT.items, big] };
     const written = await stack.database.transaction(
       'test order',
-      (s) => insertOrder(s, { id, input, totalCents: 4498 + 2 ** 40, idempotencyKey: 'k' }),
+      (s) =>
+        insertOrder(s, {
+          id,
+          input,
+          totalCents: 4498 + 2 ** 40,
+          idempotencyKey: 'k',
+          createdAt: new Date(),
+        }),
       { retry: false },
     );
     const read = await run((s) => findOrder(s, id));
@@ -288,7 +290,13 @@ describe('orders and the outbox', () => {
       stack.database.transaction(
         'test rollback',
         async (s) => {
-          await insertOrder(s, { id, input: INPUT, totalCents: 4498, idempotencyKey: 'rollback' });
+          await insertOrder(s, {
+            id,
+            input: INPUT,
+            totalCents: 4498,
+            idempotencyKey: 'rollback',
+            createdAt: new Date(),
+          });
           await s.run({ operation: 'SELECT', collection: 'x', text: 'SELECT 1/0' });
         },
         { retry: false },
@@ -301,8 +309,8 @@ describe('orders and the outbox', () => {
 describe('the purge worker', () => {
   it('when it runs, then expired keys are purged and the outbox backlog is reported', async () => {
     const key = `worker-${randomUUID()}`;
-    await claim(claimRequest(key, { leaseMs: 1, retentionMs: 1 }));
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await createWithKey(key, { retentionMs: 1 });
+    await sleep(20);
     const backlogs: number[] = [];
     const { logger } = captureLogger();
     const worker = createIdempotencyPurgeWorker({
@@ -346,8 +354,12 @@ describe('the purge worker', () => {
 });
 
 describe('the pg adapter', () => {
-  it('when a connection is opened, then DATABASE_STATEMENT_TIMEOUT_MS is its statement_timeout', async () => {
-    const { rows } = await stack.db.query<{ statement_timeout: string }>('SHOW statement_timeout');
-    expect(rows[0]?.statement_timeout).toBe('5s');
+  it('when a connection is opened, then it carries the configured statement_timeout, lock_timeout and idle_in_transaction_session_timeout', async () => {
+    const { rows } = await stack.db.query<Record<string, string>>(
+      `SELECT current_setting('statement_timeout') AS statement,
+              current_setting('lock_timeout') AS lock,
+              current_setting('idle_in_transaction_session_timeout') AS idle`,
+    );
+    expect(rows[0]).toEqual({ statement: '5s', lock: '2s', idle: '10s' });
   });
 });

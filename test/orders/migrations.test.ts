@@ -32,6 +32,7 @@ describe('migrations', () => {
         '001_orders.sql',
         '002_outbox.sql',
         '003_idempotency_keys.sql',
+        '004_idempotency_keys_in_order_transaction.sql',
       ]);
       expect(await tables()).toEqual([
         'idempotency_keys',
@@ -43,7 +44,7 @@ describe('migrations', () => {
       const recorded = await database.query<{ version: string; checksum: string }>(
         'SELECT version, checksum FROM schema_migrations ORDER BY version',
       );
-      expect(recorded.map((r) => r.version)).toEqual(['001', '002', '003']);
+      expect(recorded.map((r) => r.version)).toEqual(['001', '002', '003', '004']);
       for (const row of recorded) expect(row.checksum).toMatch(/^[0-9a-f]{64}$/);
     } finally {
       await stack.close();
@@ -56,7 +57,7 @@ describe('migrations', () => {
       await migrate(stack.db, readMigrations(migrationsDir()));
       const again = await migrate(stack.db, readMigrations(migrationsDir()));
       expect(again.applied).toEqual([]);
-      expect(again.total).toBe(3);
+      expect(again.total).toBe(4);
     } finally {
       await stack.close();
     }
@@ -73,11 +74,12 @@ describe('migrations', () => {
         '001_orders.sql',
         '002_outbox.sql',
         '003_idempotency_keys.sql',
+        '004_idempotency_keys_in_order_transaction.sql',
       ]);
       const [{ count }] = (await database.query<{ count: string }>(
         'SELECT count(*) FROM schema_migrations',
       )) as [{ count: string }];
-      expect(Number(count)).toBe(3);
+      expect(Number(count)).toBe(4);
     } finally {
       await Promise.all(stacks.map((stack) => stack.close()));
     }
@@ -104,7 +106,7 @@ describe('migrations', () => {
     const stack = databaseStack(database.url);
     try {
       cpSync(migrationsDir(), dir.path, { recursive: true });
-      dir.write('004_broken.sql', 'CREATE TABLE broken (id int); SELECT no_such_function();');
+      dir.write('099_broken.sql', 'CREATE TABLE broken (id int); SELECT no_such_function();');
       await expect(migrate(stack.db, readMigrations(dir.path))).rejects.toThrow(/no_such_function/);
       expect(await tables()).toEqual([]);
     } finally {

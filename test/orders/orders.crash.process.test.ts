@@ -1,7 +1,7 @@
 // Crash safety of the idempotency protocol: the real service on PostgreSQL is killed with
 // SIGKILL while orders are in flight, restarted, and every request is retried with its key.
-// Exactly one order per key; every 201 ever answered is in the database; no key stays locked
-// past its lease (IDEMPOTENCY_LEASE_MS, short here).
+// Exactly one order per key; every 201 ever answered is in the database; no key stays held: the
+// killed process's transactions roll back with its connections, so each retry is served at once.
 import http from 'node:http';
 import { delay, orderBody, type Outcome, postOrder } from './support/orders-client';
 import { startOrdersService } from './support/orders-service';
@@ -9,8 +9,9 @@ import { createTestDatabase, type TestDatabase } from './support/test-database';
 
 jest.setTimeout(60_000);
 
-const LEASE_MS = 1_500;
 const CONNECTIONS = 8;
+// From the kill to the last key answered, including the restart (a couple of seconds here).
+const RESOLVE_BUDGET_MS = 10_000;
 
 let database: TestDatabase;
 beforeAll(async () => {
@@ -22,8 +23,8 @@ afterAll(async () => {
 
 const bodyFor = (key: string) => orderBody(`customer-${key}`, 2);
 
-it('when the service is killed -9 mid-request and restarted, then retries with the same keys create exactly one order per key and no key stays locked past its lease', async () => {
-  const env = { DATABASE_URL: database.url, IDEMPOTENCY_LEASE_MS: String(LEASE_MS) };
+it('when the service is killed -9 mid-request and restarted, then retries with the same keys create exactly one order per key and no key stays held', async () => {
+  const env = { DATABASE_URL: database.url };
   const first = await startOrdersService(env);
   const answers = new Map<string, Outcome[]>();
   const record = (outcome: Outcome): void => {
@@ -69,7 +70,7 @@ it('when the service is killed -9 mid-request and restarted, then retries with t
           if (outcome.status === 201) break;
           expect(outcome.json?.code).toBe('IDEMPOTENCY_KEY_IN_PROGRESS');
           conflicts += 1;
-          if (Date.now() - killedAt > LEASE_MS + 10_000) throw new Error(`${key} still locked`);
+          if (Date.now() - killedAt > RESOLVE_BUDGET_MS) throw new Error(`${key} still held`);
           await delay(100);
         }
         lastResolvedAt = Math.max(lastResolvedAt, Date.now());
@@ -99,19 +100,20 @@ it('when the service is killed -9 mid-request and restarted, then retries with t
     );
     expect([...ids]).toEqual(byKey.get(key));
   }
-  // Every order has its one outbox event, and no key is left in progress.
+  // Every order has its one outbox event and its one key, and every key its order.
   const [events] = await database.query<{ count: string }>('SELECT count(*) FROM outbox');
   expect(Number(events?.count)).toBe(keys.length);
-  expect(
-    await database.query("SELECT key FROM idempotency_keys WHERE state = 'in_progress'"),
-  ).toEqual([]);
-  // A kill under load interrupts requests; their keys were usable again within the lease.
+  const [stored] = await database.query<{ count: string }>(
+    'SELECT count(*) FROM idempotency_keys k JOIN orders o ON o.id = k.order_id',
+  );
+  expect(Number(stored?.count)).toBe(keys.length);
+  // A kill under load interrupts requests; their keys were free as soon as the service was back.
   expect(interrupted.length).toBeGreaterThan(0);
-  expect(lastResolvedAt - killedAt).toBeLessThan(LEASE_MS + 5_000);
+  expect(lastResolvedAt - killedAt).toBeLessThan(RESOLVE_BUDGET_MS);
 
   process.stdout.write(
     `crash drill: ${keys.length} keys sent, ${firstRound201.length} answered 201 before the kill, ` +
-      `${interrupted.length} interrupted, ${conflicts} x 409 while leases ran, ` +
+      `${interrupted.length} interrupted, ${conflicts} x 409 after the restart, ` +
       `${rows.length} orders in the database, all keys resolved ${lastResolvedAt - killedAt} ms after the kill\n`,
   );
 });

@@ -8,9 +8,8 @@ import type { Order, OrderInput, OrderItem, OrderStatus } from '../domain/order'
 const INSERT_ORDER = sql(
   'INSERT',
   'orders',
-  `INSERT INTO orders (id, customer_id, currency, total_cents, status, idempotency_key)
-   VALUES ($1, $2, $3, $4, 'pending', $5)
-   RETURNING created_at`,
+  `INSERT INTO orders (id, customer_id, currency, total_cents, status, idempotency_key, created_at)
+   VALUES ($1, $2, $3, $4, 'pending', $5, $6)`,
 );
 
 const INSERT_ITEMS = sql(
@@ -39,20 +38,15 @@ export interface NewOrder {
   readonly input: OrderInput;
   readonly totalCents: number;
   readonly idempotencyKey: string;
+  /**
+   * Set by the caller: the response stored with the Idempotency-Key is written before the order,
+   * so it cannot wait for a database default. Millisecond precision, as the API shows it.
+   */
+  readonly createdAt: Date;
 }
 
-/** Inserts the order and its items; returns the order as stored (created_at from the database). */
-export async function insertOrder(session: Session, order: NewOrder): Promise<Order> {
-  const { rows } = await session.run<{ created_at: Date }>(INSERT_ORDER, [
-    order.id,
-    order.input.customer_id,
-    order.input.currency,
-    order.totalCents,
-    order.idempotencyKey,
-  ]);
-  await session.run(INSERT_ITEMS, [order.id, JSON.stringify(order.input.items)]);
-  const createdAt = rows[0]?.created_at;
-  if (createdAt === undefined) throw new Error('INSERT orders returned no row');
+/** The order as it will be stored and shown, before it is written. */
+export function orderOf(order: NewOrder): Order {
   return {
     id: order.id,
     customer_id: order.input.customer_id,
@@ -60,8 +54,22 @@ export async function insertOrder(session: Session, order: NewOrder): Promise<Or
     items: order.input.items,
     total_cents: order.totalCents,
     status: 'pending',
-    created_at: createdAt.toISOString(),
+    created_at: order.createdAt.toISOString(),
   };
+}
+
+/** Inserts the order and its items; returns the order as stored. */
+export async function insertOrder(session: Session, order: NewOrder): Promise<Order> {
+  await session.run(INSERT_ORDER, [
+    order.id,
+    order.input.customer_id,
+    order.input.currency,
+    order.totalCents,
+    order.idempotencyKey,
+    order.createdAt.toISOString(),
+  ]);
+  await session.run(INSERT_ITEMS, [order.id, JSON.stringify(order.input.items)]);
+  return orderOf(order);
 }
 
 type OrderRow = {

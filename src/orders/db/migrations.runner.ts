@@ -61,6 +61,8 @@ export async function migrate(
 ): Promise<MigrationReport> {
   const startedAt = performance.now();
   const applied = await db.transaction(async (tx) => {
+    // Replicas starting together wait here for each other, longer than the pool's lock_timeout.
+    await tx.query("SELECT set_config('lock_timeout', '0', true)");
     await tx.query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_ID})`);
     await tx.exec(`
       CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -18,6 +18,10 @@ export interface PgOptions {
   readonly poolMax: number;
   readonly connectTimeoutMs: number;
   readonly statementTimeoutMs: number;
+  /** lock_timeout: how long a statement waits for a lock (a running request's Idempotency-Key). */
+  readonly lockTimeoutMs: number;
+  /** idle_in_transaction_session_timeout: ends a transaction its process stopped driving. */
+  readonly idleInTransactionTimeoutMs: number;
   /** How long close() waits for checked-out connections before it stops waiting. */
   readonly closeTimeoutMs: number;
 }
@@ -49,6 +53,8 @@ function poolOf(options: PgOptions, max: number, logger: Logger, role: string): 
     connectionTimeoutMillis: options.connectTimeoutMs,
     // Server-side bound on every statement; the policy's attempt timeout is the client-side one.
     statement_timeout: options.statementTimeoutMs,
+    lock_timeout: options.lockTimeoutMs,
+    idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMs,
     idleTimeoutMillis: 10_000,
     // Dead peers (a cut network) are noticed by TCP keep-alive between requests too.
     keepAlive: true,

@@ -1,23 +1,19 @@
 // POST /v1/orders behind an Idempotency-Key (contract section 6; IETF draft "The Idempotency-Key
-// HTTP Header Field"): claim the key, then create the order, its outbox event and the key's
-// completion in one transaction. See data/idempotency.repository.ts for why a key can never
-// yield two orders, and runbook/orders.md for what on-call sees.
+// HTTP Header Field"): the key (with the response to replay), the order, its items and its outbox
+// event commit in one transaction, key first. See data/idempotency.repository.ts for why a key can
+// never yield two orders nor stay held, and runbook/orders.md for what on-call sees.
 import { randomUUID } from 'node:crypto';
 import { AppError } from '../../errors/catalogue';
 import type { Logger } from '../../telemetry/logger';
 import type { Database } from '../db/database';
-import { describeDbError } from '../db/db';
 import {
-  claimKey,
-  type ClaimResult,
-  completeKey,
   type IdempotencyRecord,
-  lockLease,
+  insertKey,
+  LOCK_NOT_AVAILABLE,
   readKey,
-  releaseKey,
   type StoredResponse,
 } from '../data/idempotency.repository';
-import { insertOrder } from '../data/order.repository';
+import { insertOrder, orderOf } from '../data/order.repository';
 import { insertEvent } from '../data/outbox.repository';
 import { fingerprintOf } from '../domain/fingerprint';
 import { type Order, type OrderInput, orderJson, orderLocation, totalCents } from '../domain/order';
@@ -25,7 +21,6 @@ import { type Order, type OrderInput, orderJson, orderLocation, totalCents } fro
 export interface CreateOrderDeps {
   readonly database: Database;
   readonly logger: Logger;
-  readonly leaseMs: number;
   readonly retentionMs: number;
 }
 
@@ -43,11 +38,6 @@ export interface CreateOrderResult {
 
 export type CreateOrder = (command: CreateOrderCommand) => Promise<CreateOrderResult>;
 
-// A key purged between our claim and our read (its retention ended that instant) is claimed again.
-const CLAIM_ROUNDS = 3;
-// Ending a lease after a failure is a courtesy (the lease expires anyway): never wait long for it.
-const RELEASE_TIMEOUT_MS = 1_000;
-
 export const ORDER_CREATED = { eventType: 'order.created', subject: 'orders.created' } as const;
 
 function responseOf(order: Order): StoredResponse {
@@ -56,6 +46,28 @@ function responseOf(order: Order): StoredResponse {
     headers: { Location: orderLocation(order.id) },
     body: JSON.stringify(orderJson(order)),
   };
+}
+
+function inProgress(cause?: unknown): AppError {
+  return new AppError(
+    'IDEMPOTENCY_KEY_IN_PROGRESS',
+    'A request with this Idempotency-Key is still being processed; retry after Retry-After seconds.',
+    { retryAfterSeconds: 1, cause },
+  );
+}
+
+const isLockTimeout = (error: unknown): boolean =>
+  (error as { code?: unknown } | null)?.code === LOCK_NOT_AVAILABLE;
+
+/**
+ * Thrown inside the transaction to roll it back when a committed request already has the key. An
+ * AppError, so the resilience policy neither retries it nor counts it against the breaker; it is
+ * caught below and never reaches a client.
+ */
+class KeyTaken extends AppError {
+  constructor() {
+    super('IDEMPOTENCY_KEY_IN_PROGRESS', 'The Idempotency-Key is already taken.');
+  }
 }
 
 export function createOrderUseCase(deps: CreateOrderDeps): CreateOrder {
@@ -68,96 +80,52 @@ export function createOrderUseCase(deps: CreateOrderDeps): CreateOrder {
         'This Idempotency-Key was already used with a different request body; use a new key for a new order.',
       );
     }
-    if (record.state === 'completed' && record.response !== null) {
-      logger.info('idempotency.replayed', {
-        idempotency_key: record.key,
-        order_id: record.orderId,
-      });
-      return { response: record.response, replayed: true };
-    }
-    throw new AppError(
-      'IDEMPOTENCY_KEY_IN_PROGRESS',
-      'A request with this Idempotency-Key is still being processed; retry after Retry-After seconds.',
-      { retryAfterSeconds: 1 },
-    );
-  }
-
-  async function claim(
-    command: CreateOrderCommand,
-    fingerprint: string,
-    leaseToken: string,
-  ): Promise<Exclude<ClaimResult, { kind: 'vanished' }>> {
-    for (let round = 1; round <= CLAIM_ROUNDS; round += 1) {
-      // Safe to retry: a second attempt with the same lease token finds its own claim.
-      const result = await database.run(
-        (session) =>
-          claimKey(session, {
-            key: command.idempotencyKey,
-            fingerprint,
-            leaseToken,
-            leaseMs: deps.leaseMs,
-            retentionMs: deps.retentionMs,
-          }),
-        { signal: command.signal, retry: true },
-      );
-      if (result.kind !== 'vanished') return result;
-    }
-    throw new AppError(
-      'IDEMPOTENCY_KEY_IN_PROGRESS',
-      'The Idempotency-Key is being purged; retry.',
-      {
-        retryAfterSeconds: 1,
-      },
-    );
-  }
-
-  async function release(key: string, leaseToken: string, cause: unknown): Promise<void> {
-    try {
-      await database.run((session) => releaseKey(session, key, leaseToken), {
-        signal: AbortSignal.timeout(RELEASE_TIMEOUT_MS),
-        retry: false,
-      });
-    } catch (error) {
-      logger.warn('idempotency.release_failed', {
-        idempotency_key: key,
-        reason: describeDbError(error),
-        after: describeDbError(cause),
-        lease_ms: deps.leaseMs,
-      });
-    }
+    logger.info('idempotency.replayed', {
+      idempotency_key: record.key,
+      order_id: record.orderId,
+    });
+    return { response: record.response, replayed: true };
   }
 
   return async function createOrder(command) {
     const key = command.idempotencyKey;
     const fingerprint = fingerprintOf(command.input);
-    const leaseToken = randomUUID();
-    const claimed = await claim(command, fingerprint, leaseToken);
-    if (claimed.kind === 'existing') return answerExisting(claimed.record, fingerprint);
-    if (claimed.attempts > 1) {
-      logger.warn('idempotency.lease_taken_over', {
-        idempotency_key: key,
-        attempts: claimed.attempts,
-      });
-    }
-
-    const orderId = randomUUID();
     const total = totalCents(command.input.items);
     if (total === undefined)
       throw new Error('validation let through an order total above the safe range');
-    let created: { order: Order; response: StoredResponse } | undefined;
-    try {
-      // Safe to retry as a whole: a repeat after an unseen COMMIT finds the key completed (no
-      // longer ours) and inserts nothing.
-      created = await database.transaction(
+    const newOrder = {
+      id: randomUUID(),
+      input: command.input,
+      totalCents: total,
+      idempotencyKey: key,
+      createdAt: new Date(),
+    };
+    const order = orderOf(newOrder);
+    const response = responseOf(order);
+
+    // Safe to retry as a whole: a repeat after an unseen COMMIT finds the key taken (by this
+    // very order) and inserts nothing.
+    const created = await database
+      .transaction(
         'create order',
         async (session) => {
-          if (!(await lockLease(session, key, leaseToken))) return undefined;
-          const order = await insertOrder(session, {
-            id: orderId,
-            input: command.input,
-            totalCents: total,
-            idempotencyKey: key,
-          });
+          let ours: boolean;
+          try {
+            ours = await insertKey(session, {
+              key,
+              fingerprint,
+              orderId: order.id,
+              response,
+              retentionMs: deps.retentionMs,
+            });
+          } catch (error) {
+            // Another request with this key is still running: an answer now, not a failure of
+            // the database (the breaker does not count it, the policy does not retry it).
+            if (isLockTimeout(error)) throw inProgress(error);
+            throw error;
+          }
+          if (!ours) throw new KeyTaken();
+          await insertOrder(session, newOrder);
           await insertEvent(session, {
             eventId: randomUUID(),
             aggregateType: 'order',
@@ -170,51 +138,37 @@ export function createOrderUseCase(deps: CreateOrderDeps): CreateOrder {
               order: orderJson(order),
             },
           });
-          const response = responseOf(order);
-          await completeKey(session, {
-            key,
-            leaseToken,
-            orderId,
-            response,
-            retentionMs: deps.retentionMs,
-          });
-          return { order, response };
+          return true;
         },
         { signal: command.signal, retry: true },
-      );
-    } catch (error) {
-      await release(key, leaseToken, error);
-      throw error;
-    }
+      )
+      .catch((error: unknown) => {
+        if (error instanceof KeyTaken) return false;
+        throw error;
+      });
 
-    if (created === undefined) {
-      // The lease is no longer ours: an earlier attempt of this very request committed (its
-      // COMMIT's answer was lost), or the lease expired and another request took the key over.
+    if (!created) {
       const record = await database.run((session) => readKey(session, key), {
         signal: command.signal,
         retry: true,
       });
-      if (record?.state === 'completed' && record.orderId === orderId && record.response !== null) {
-        logger.info('order.created', { order_id: orderId, idempotency_key: key, recovered: true });
+      // Purged in between (its retention ended that instant): the client may simply retry.
+      if (record === undefined) throw inProgress();
+      if (record.orderId === order.id) {
+        // An earlier attempt of this very request committed; its COMMIT's answer was lost.
+        logger.info('order.created', { order_id: order.id, idempotency_key: key, recovered: true });
         return { response: record.response, replayed: false };
       }
-      if (record !== undefined) return answerExisting(record, fingerprint);
-      throw new AppError(
-        'IDEMPOTENCY_KEY_IN_PROGRESS',
-        'The Idempotency-Key is being purged; retry.',
-        {
-          retryAfterSeconds: 1,
-        },
-      );
+      return answerExisting(record, fingerprint);
     }
 
     logger.info('order.created', {
-      order_id: created.order.id,
+      order_id: order.id,
       idempotency_key: key,
-      total_cents: created.order.total_cents,
-      currency: created.order.currency,
-      items: created.order.items.length,
+      total_cents: order.total_cents,
+      currency: order.currency,
+      items: order.items.length,
     });
-    return { response: created.response, replayed: false };
+    return { response, replayed: false };
   };
 }

@@ -4,7 +4,7 @@ import { trace } from '@opentelemetry/api';
 import { createDependencyPolicy } from '../../../src/resilience/dependency-policy';
 import { createDatabase, type Database } from '../../../src/orders/db/database';
 import type { Db } from '../../../src/orders/db/db';
-import { createPgDb } from '../../../src/orders/db/pg.adapter';
+import { createPgDb, type PgOptions } from '../../../src/orders/db/pg.adapter';
 import { isRetryableDbError } from '../../../src/orders/db/retryable-error';
 import { captureLogger } from '../../helpers/log-capture';
 
@@ -19,10 +19,20 @@ export function databaseStack(
   poolMax = 10,
   /** Stands between the Database and the real adapter (to inject faults). */
   wrap: (db: Db) => Db = (db) => db,
+  options: Partial<PgOptions> = {},
 ): DatabaseStack {
   const { logger } = captureLogger();
   const real = createPgDb(
-    { url, poolMax, connectTimeoutMs: 2_000, statementTimeoutMs: 5_000, closeTimeoutMs: 1_000 },
+    {
+      url,
+      poolMax,
+      connectTimeoutMs: 2_000,
+      statementTimeoutMs: 5_000,
+      lockTimeoutMs: 2_000,
+      idleInTransactionTimeoutMs: 10_000,
+      closeTimeoutMs: 1_000,
+      ...options,
+    },
     logger,
   );
   const db = wrap(real);
