@@ -102,6 +102,14 @@ export function registerFormats(): void {
         );
       },
     },
+    'subject-prefix': {
+      validate(value: unknown) {
+        assertThat(
+          typeof value === 'string' && /^([A-Za-z0-9_-]{1,32})?$/.test(value),
+          'expected empty, or 1-32 letters, digits, "_" or "-" (one subject token)',
+        );
+      },
+    },
     inspect: {
       validate(value: unknown) {
         assertThat(

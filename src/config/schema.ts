@@ -70,6 +70,10 @@ export interface AppConfig {
   };
   nats: {
     url: string;
+    subjectPrefix: string;
+    relayIntervalMs: number;
+    paymentsMaxDeliver: number;
+    paymentsAckWaitMs: number;
   };
   inspect: string;
 }
@@ -323,6 +327,30 @@ export const schema: convict.Schema<AppConfig> = {
       default: '',
       env: 'NATS_URL',
       sensitive: true,
+    },
+    subjectPrefix: {
+      doc: 'Prefix for subjects and stream names when several deployments share one NATS (empty: the contract subjects orders.created, payments.captured, payments.dlq; "staging": staging.orders.created and streams STAGING_ORDERS, STAGING_PAYMENTS).',
+      format: 'subject-prefix',
+      default: '',
+      env: 'NATS_SUBJECT_PREFIX',
+    },
+    relayIntervalMs: {
+      doc: 'How often the outbox relay looks for unpublished events (it also runs at once after each order); while the broker is down it retries at this pace.',
+      format: 'duration-ms',
+      default: 1_000,
+      env: 'OUTBOX_RELAY_INTERVAL_MS',
+    },
+    paymentsMaxDeliver: {
+      doc: 'Deliveries of one payments.captured message before it goes to payments.dlq (a message that can never apply goes there at once).',
+      format: 'positive-int',
+      default: 5,
+      env: 'PAYMENTS_MAX_DELIVER',
+    },
+    paymentsAckWaitMs: {
+      doc: 'How long JetStream waits for the acknowledgement of a payments.captured message before delivering it again.',
+      format: 'duration-ms',
+      default: 30_000,
+      env: 'PAYMENTS_ACK_WAIT_MS',
     },
   },
   inspect: {

@@ -1,6 +1,7 @@
 // The orders module: POST/GET /v1/orders on PostgreSQL (DATABASE_URL) or the embedded PGlite,
-// with its startup check (connect + migrations), workers (health pinger, key purge), the
-// database as an essential dependency and as a resource closed after the drain.
+// with its startup check (connect + migrations), workers (health pinger, key purge, and with
+// NATS_URL the outbox relay and the payments consumer), the database as an essential dependency,
+// the broker as an optional one, both closed after the drain.
 //
 //   routes (http/) -> use cases (use-cases/) -> repositories (data/) -> Database (db/: policy,
 //   spans) -> Db adapter (pg Pool or PGlite)
@@ -13,6 +14,7 @@ import {
 import type { AppConfig } from '../config/schema';
 import type { ModuleContext, RuntimeModule } from '../runtime/runtime';
 import type { Logger } from '../telemetry/logger';
+import { BROKER, createBroker } from '../broker/nats-broker';
 import { createDatabase } from './db/database';
 import { createDatabaseHealth } from './db/database-health';
 import { databaseStartupCheck } from './db/database.startup-check';
@@ -24,6 +26,8 @@ import { createOrderUseCase } from './use-cases/create-order.use-case';
 import { getOrderUseCase } from './use-cases/get-order.use-case';
 import { createDatabasePinger } from './workers/database-pinger.worker';
 import { createIdempotencyPurgeWorker } from './workers/idempotency-purge.worker';
+import { createOutboxRelay } from './workers/outbox-relay.worker';
+import { createPaymentsConsumer } from './workers/payments-consumer.worker';
 
 export const DATABASE = 'database';
 
@@ -126,6 +130,44 @@ export function ordersModule(context: ModuleContext): RuntimeModule {
     },
   });
 
+  // Closing runs inside the flush budget: leave most of it to telemetry.
+  const closeTimeoutMs = Math.max(100, Math.floor(config.shutdown.flushTimeoutMs / 3));
+  const broker =
+    config.nats.url === ''
+      ? undefined
+      : createBroker({
+          servers: config.nats.url,
+          subjectPrefix: config.nats.subjectPrefix,
+          paymentsMaxDeliver: config.nats.paymentsMaxDeliver,
+          paymentsAckWaitMs: config.nats.paymentsAckWaitMs,
+          logger,
+          onAvailability: (up, reason) => context.reportDependency(BROKER, up, reason),
+          closeTimeoutMs,
+        });
+  const relay =
+    broker &&
+    createOutboxRelay({
+      database,
+      broker,
+      logger,
+      tracer: telemetry.tracer,
+      intervalMs: config.nats.relayIntervalMs,
+      onBacklog: (value) => {
+        backlog = value;
+      },
+      onPublished: (count) => telemetry.metrics.countBrokerMessages('outbox', 'published', count),
+    });
+  const payments =
+    broker &&
+    createPaymentsConsumer({
+      database,
+      broker,
+      logger,
+      tracer: telemetry.tracer,
+      maxDeliver: config.nats.paymentsMaxDeliver,
+      onResult: (result) => telemetry.metrics.countBrokerMessages('payments', result),
+    });
+
   let opened: Db | undefined;
   return {
     routers: [
@@ -134,6 +176,7 @@ export function ordersModule(context: ModuleContext): RuntimeModule {
           database,
           logger,
           retentionMs: config.orders.idempotencyRetentionMs,
+          onCreated: relay === undefined ? undefined : () => relay.wake(),
         }),
         getOrder: getOrderUseCase({ database }),
         requestTimeoutMs: config.http.handlerTimeoutMs,
@@ -156,11 +199,29 @@ export function ordersModule(context: ModuleContext): RuntimeModule {
           health.started();
           pinger.start();
           purge.start();
+          if (broker === undefined) {
+            logger.info('outbox.relay_disabled', {
+              reason: 'NATS_URL is empty: events stay in the outbox (ops_outbox_backlog)',
+            });
+          } else {
+            broker.start();
+            relay?.start();
+            payments?.start();
+          }
         },
       }),
     ],
-    workers: [pinger, purge],
-    resources: [{ name: DATABASE, close: async () => opened?.close() }],
+    workers: [
+      pinger,
+      purge,
+      ...(relay === undefined ? [] : [relay]),
+      ...(payments === undefined ? [] : [payments]),
+    ],
+    // The broker last: the workers above have stopped (drain), the database is closed first.
+    resources: [
+      { name: DATABASE, close: async () => opened?.close() },
+      ...(broker === undefined ? [] : [{ name: BROKER, close: () => broker.close() }]),
+    ],
     essentialDependencies: [DATABASE],
   };
 }

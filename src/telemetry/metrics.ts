@@ -16,6 +16,8 @@ const BREAKER_STATES: readonly BreakerState[] = ['closed', 'open', 'half_open'];
 export interface ServiceMetrics {
   recordRequest(method: string, route: string, status: number, seconds: number): void;
   countError(code: string, category: string): void;
+  /** Broker messages handled: the outbox relay (`published`) and the payments consumer (`paid`, ...). */
+  countBrokerMessages(flow: 'outbox' | 'payments', outcome: string, count?: number): void;
   /** Sets what the in-flight, lifecycle and dependency gauges read at each scrape. */
   observe(sources: {
     inFlight(): number;
@@ -36,6 +38,10 @@ export function createServiceMetrics(meter: Meter, eventLoop: EventLoopMonitor):
     description: 'Duration of HTTP server requests, per route, method and status class.',
     unit: 's',
     advice: { explicitBucketBoundaries: DURATION_BUCKETS_SECONDS },
+  });
+  const brokerMessages = meter.createCounter('ops.broker.messages', {
+    description:
+      'Broker messages handled, per flow (outbox, payments) and outcome (published; paid, duplicate, retry, dead_lettered).',
   });
   const errors = meter.createCounter('ops.errors', {
     description: 'Error responses and unexpected errors, per catalogue code and category.',
@@ -95,6 +101,9 @@ export function createServiceMetrics(meter: Meter, eventLoop: EventLoopMonitor):
         attributeCache.set(key, attributes);
       }
       duration.record(seconds, attributes);
+    },
+    countBrokerMessages(flow, outcome, count = 1) {
+      brokerMessages.add(count, { flow, outcome });
     },
     countError(code, category) {
       errors.add(1, { 'error.code': code, 'error.category': category });

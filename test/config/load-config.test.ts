@@ -220,6 +220,12 @@ describe('invalid configuration: one clear line per problem', () => {
     ]);
   });
 
+  it('when NATS_SUBJECT_PREFIX is not one subject token, then that is invalid', () => {
+    expect(problemLines({ NATS_SUBJECT_PREFIX: 'a.b' })).toEqual([
+      'nats.subjectPrefix = "a.b" (from env NATS_SUBJECT_PREFIX): expected empty, or 1-32 letters, digits, "_" or "-" (one subject token)',
+    ]);
+  });
+
   it('when both listeners are given the same port, then that is invalid', () => {
     expect(problemLines({ PORT: '9000', OPS_PORT: '9000' })[0]).toContain(
       'the main and ops listeners cannot share port 9000',

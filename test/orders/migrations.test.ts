@@ -33,18 +33,20 @@ describe('migrations', () => {
         '002_outbox.sql',
         '003_idempotency_keys.sql',
         '004_idempotency_keys_in_order_transaction.sql',
+        '005_payments.sql',
       ]);
       expect(await tables()).toEqual([
         'idempotency_keys',
         'order_items',
         'orders',
         'outbox',
+        'payments',
         'schema_migrations',
       ]);
       const recorded = await database.query<{ version: string; checksum: string }>(
         'SELECT version, checksum FROM schema_migrations ORDER BY version',
       );
-      expect(recorded.map((r) => r.version)).toEqual(['001', '002', '003', '004']);
+      expect(recorded.map((r) => r.version)).toEqual(['001', '002', '003', '004', '005']);
       for (const row of recorded) expect(row.checksum).toMatch(/^[0-9a-f]{64}$/);
     } finally {
       await stack.close();
@@ -57,7 +59,7 @@ describe('migrations', () => {
       await migrate(stack.db, readMigrations(migrationsDir()));
       const again = await migrate(stack.db, readMigrations(migrationsDir()));
       expect(again.applied).toEqual([]);
-      expect(again.total).toBe(4);
+      expect(again.total).toBe(5);
     } finally {
       await stack.close();
     }
@@ -75,11 +77,12 @@ describe('migrations', () => {
         '002_outbox.sql',
         '003_idempotency_keys.sql',
         '004_idempotency_keys_in_order_transaction.sql',
+        '005_payments.sql',
       ]);
       const [{ count }] = (await database.query<{ count: string }>(
         'SELECT count(*) FROM schema_migrations',
       )) as [{ count: string }];
-      expect(Number(count)).toBe(4);
+      expect(Number(count)).toBe(5);
     } finally {
       await Promise.all(stacks.map((stack) => stack.close()));
     }

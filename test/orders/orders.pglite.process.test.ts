@@ -39,7 +39,7 @@ it('when no DATABASE_URL is set, then the API runs on PGlite: create, replay, re
       target: dataDir,
     });
     expect(service.lines.find((l) => l.event === 'db.migrations_applied')).toMatchObject({
-      count: 4,
+      count: 5,
     });
 
     // A second process on the same data directory is refused at startup, not allowed to corrupt it.

@@ -1,6 +1,7 @@
 // The transactional outbox (migrations/002): events are inserted in the transaction of the change
-// they announce. Publishing (a relay to NATS JetStream) is separate; without a broker the events
-// wait here, counted by `countBacklog` for the ops_outbox_backlog gauge.
+// they announce. The relay (workers/outbox-relay.worker.ts) claims the oldest unpublished rows,
+// publishes them to NATS JetStream and marks them published; without a broker the events wait
+// here, counted by `countBacklog` for the ops_outbox_backlog gauge.
 import type { Session } from '../db/database';
 import { sql } from '../db/database';
 
@@ -41,4 +42,64 @@ export async function insertEvent(session: Session, event: OutboxEvent): Promise
 export async function countBacklog(session: Session): Promise<number> {
   const { rows } = await session.run<{ backlog: number }>(COUNT_BACKLOG);
   return rows[0]?.backlog ?? 0;
+}
+
+export interface PendingEvent {
+  readonly eventId: string;
+  readonly subject: string;
+  /** The payload as stored (JSON text), published as is. */
+  readonly payload: string;
+  readonly publishAttempts: number;
+}
+
+// Oldest first; rows another relay (a second replica) is publishing right now are skipped.
+const CLAIM_BATCH = sql(
+  'SELECT',
+  'outbox',
+  `SELECT event_id, subject, payload::text AS payload, publish_attempts
+     FROM outbox
+    WHERE published_at IS NULL
+    ORDER BY created_at
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED`,
+);
+
+const MARK_PUBLISHED = sql(
+  'UPDATE',
+  'outbox',
+  `UPDATE outbox
+      SET published_at = now(), publish_attempts = publish_attempts + 1, last_error = NULL
+    WHERE event_id = ANY($1::uuid[])`,
+);
+
+const MARK_FAILED = sql(
+  'UPDATE',
+  'outbox',
+  `UPDATE outbox
+      SET publish_attempts = publish_attempts + 1, last_error = left($2, 500)
+    WHERE event_id = $1`,
+);
+
+/** In the relay's transaction: locks up to `limit` unpublished events, oldest first. */
+export async function claimPending(session: Session, limit: number): Promise<PendingEvent[]> {
+  const { rows } = await session.run<{
+    event_id: string;
+    subject: string;
+    payload: string;
+    publish_attempts: number;
+  }>(CLAIM_BATCH, [limit]);
+  return rows.map((row) => ({
+    eventId: row.event_id,
+    subject: row.subject,
+    payload: row.payload,
+    publishAttempts: row.publish_attempts,
+  }));
+}
+
+export async function markPublished(session: Session, eventIds: readonly string[]): Promise<void> {
+  if (eventIds.length > 0) await session.run(MARK_PUBLISHED, [eventIds]);
+}
+
+export async function markFailed(session: Session, eventId: string, reason: string): Promise<void> {
+  await session.run(MARK_FAILED, [eventId, reason]);
 }

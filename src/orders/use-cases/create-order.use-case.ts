@@ -22,6 +22,8 @@ export interface CreateOrderDeps {
   readonly database: Database;
   readonly logger: Logger;
   readonly retentionMs: number;
+  /** After an order commits (the outbox relay publishes its event at once). */
+  readonly onCreated?: (() => void) | undefined;
 }
 
 export interface CreateOrderCommand {
@@ -162,6 +164,7 @@ export function createOrderUseCase(deps: CreateOrderDeps): CreateOrder {
       return answerExisting(record, fingerprint);
     }
 
+    deps.onCreated?.();
     logger.info('order.created', {
       order_id: order.id,
       idempotency_key: key,

@@ -8,6 +8,7 @@ import type { Database } from '../db/database';
 import { describeDbError } from '../db/db';
 import { purgeExpiredKeys } from '../data/idempotency.repository';
 import { countBacklog } from '../data/outbox.repository';
+import { periodic } from './periodic';
 
 export const PURGE_BATCH = 500;
 // A purge that keeps finding full batches yields after this many, until the next interval.
@@ -26,15 +27,11 @@ export function createIdempotencyPurgeWorker(deps: {
   readonly onBacklog: (backlog: number) => void;
 }): PurgeWorker {
   const { database, logger } = deps;
-  let timer: NodeJS.Timeout | undefined;
-  let running: Promise<void> | undefined;
-  let started = false;
-  let stopped = false;
 
   async function purge(): Promise<void> {
     const startedAt = performance.now();
     let purged = 0;
-    for (let batch = 0; batch < MAX_BATCHES_PER_RUN && !stopped; batch += 1) {
+    for (let batch = 0; batch < MAX_BATCHES_PER_RUN && !loop.stopped; batch += 1) {
       const deleted = await database.run((session) => purgeExpiredKeys(session, PURGE_BATCH), {
         retry: true,
       });
@@ -47,46 +44,26 @@ export function createIdempotencyPurgeWorker(deps: {
         ms: Math.round(performance.now() - startedAt),
       });
     }
-    if (!stopped) deps.onBacklog(await database.run(countBacklog, { retry: true }));
+    if (!loop.stopped) deps.onBacklog(await database.run(countBacklog, { retry: true }));
   }
 
-  async function runOnce(): Promise<void> {
-    if (running !== undefined) return running;
-    running = purge()
-      .catch((error: unknown) => {
-        logger.warn('idempotency.purge_failed', {
-          reason: describeDbError(error),
-          error_code: (error as { code?: unknown } | null)?.code ?? 'DEPENDENCY_UNAVAILABLE',
-          error_category: 'expected',
-        });
-      })
-      .finally(() => {
-        running = undefined;
+  const loop = periodic({
+    intervalMs: deps.intervalMs,
+    run: purge,
+    onError: (error: unknown) => {
+      logger.warn('idempotency.purge_failed', {
+        reason: describeDbError(error),
+        error_code: (error as { code?: unknown } | null)?.code ?? 'DEPENDENCY_UNAVAILABLE',
+        error_category: 'expected',
       });
-    return running;
-  }
-
-  const schedule = (): void => {
-    if (stopped) return;
-    timer = setTimeout(() => {
-      void runOnce().finally(schedule);
-    }, deps.intervalMs);
-    timer.unref();
-  };
+    },
+  });
 
   return {
     name: 'idempotency-purge',
-    start() {
-      if (started || stopped) return;
-      started = true;
-      // A first pass at once: the backlog gauge has a value from the start.
-      void runOnce().finally(schedule);
-    },
-    runOnce,
-    async stop() {
-      stopped = true;
-      if (timer !== undefined) clearTimeout(timer);
-      await running;
-    },
+    // A first pass at once: the backlog gauge has a value from the start.
+    start: () => loop.start(),
+    runOnce: () => loop.runOnce(),
+    stop: () => loop.stop(),
   };
 }

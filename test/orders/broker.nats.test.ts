@@ -1,0 +1,342 @@
+// The outbox relay and the payments consumer against the real NATS JetStream and PostgreSQL on
+// this machine (contract section 6): orders.created published once per order with message id =
+// event id; payments.captured applied exactly once, acknowledged after the commit, dead-lettered
+// to payments.dlq at once when it can never apply and after PAYMENTS_MAX_DELIVER deliveries when
+// it keeps failing; a broker that is away loses nothing.
+import { randomUUID } from 'node:crypto';
+import type { StoredMsg } from 'nats';
+import { trace } from '@opentelemetry/api';
+import { type Broker, createBroker, PAYMENTS_CONSUMER } from '../../src/broker/nats-broker';
+import type { Database } from '../../src/orders/db/database';
+import { migrate, readMigrations } from '../../src/orders/db/migrations.runner';
+import { migrationsDir } from '../../src/orders/orders.module';
+import { createOrderUseCase } from '../../src/orders/use-cases/create-order.use-case';
+import { createOutboxRelay, type RelayWorker } from '../../src/orders/workers/outbox-relay.worker';
+import {
+  createPaymentsConsumer,
+  type PaymentResult,
+  type PaymentsConsumer,
+} from '../../src/orders/workers/payments-consumer.worker';
+import { captureLogger, type CapturedLogger } from '../helpers/log-capture';
+import { type DatabaseStack, databaseStack } from './support/database-stack';
+import { eventually, openTestNats, TEST_NATS_URL, type TestNats } from './support/nats';
+import { orderBody } from './support/orders-client';
+import { startTcpProxy } from './support/tcp-proxy';
+import { createTestDatabase, type TestDatabase } from './support/test-database';
+
+jest.setTimeout(30_000);
+
+const MAX_DELIVER = 3;
+
+let testDb: TestDatabase;
+let stack: DatabaseStack;
+let nats: TestNats;
+let log: CapturedLogger;
+let broker: Broker;
+let relay: RelayWorker;
+let consumer: PaymentsConsumer;
+const results: PaymentResult[] = [];
+let backlog = -1;
+
+function newBroker(servers: string, logger = log.logger): Broker {
+  return createBroker({
+    servers,
+    subjectPrefix: nats.prefix,
+    paymentsMaxDeliver: MAX_DELIVER,
+    paymentsAckWaitMs: 5_000,
+    logger,
+    onAvailability: () => undefined,
+    closeTimeoutMs: 1_000,
+    retryDelayMs: 100,
+  });
+}
+
+function newRelay(target: Broker, database: Database = stack.database): RelayWorker {
+  return createOutboxRelay({
+    database,
+    broker: target,
+    logger: log.logger,
+    tracer: trace.getTracer('test'),
+    intervalMs: 60_000,
+    onBacklog: (value) => {
+      backlog = value;
+    },
+  });
+}
+
+function newConsumer(database: Database = stack.database): PaymentsConsumer {
+  return createPaymentsConsumer({
+    database,
+    broker,
+    logger: log.logger,
+    tracer: trace.getTracer('test'),
+    maxDeliver: MAX_DELIVER,
+    onResult: (result) => results.push(result),
+  });
+}
+
+async function createOrder(customer = 'customer-nats'): Promise<{ id: string; total: number }> {
+  const createOrder = createOrderUseCase({
+    database: stack.database,
+    logger: log.logger,
+    retentionMs: 86_400_000,
+  });
+  const result = await createOrder({
+    idempotencyKey: `nats-${randomUUID()}`,
+    input: orderBody(customer, 2),
+  });
+  const order = JSON.parse(result.response.body) as { id: string; total_cents: number };
+  return { id: order.id, total: order.total_cents };
+}
+
+async function orderStatus(id: string): Promise<string | undefined> {
+  const rows = await testDb.query<{ status: string }>('SELECT status FROM orders WHERE id = $1', [
+    id,
+  ]);
+  return rows[0]?.status;
+}
+
+const events = (name: string) => log.records().filter((r) => r.event === name);
+
+beforeAll(async () => {
+  testDb = await createTestDatabase();
+  stack = databaseStack(testDb.url);
+  await migrate(stack.db, readMigrations(migrationsDir()));
+  nats = await openTestNats();
+  log = captureLogger();
+  broker = newBroker(TEST_NATS_URL);
+  broker.start();
+  await eventually('the broker to connect', () => broker.jetstream());
+  relay = newRelay(broker);
+  consumer = newConsumer();
+  consumer.start();
+});
+afterAll(async () => {
+  await consumer?.stop();
+  await relay?.stop();
+  await broker?.close();
+  await nats?.close();
+  await stack?.close();
+  await testDb?.drop();
+});
+
+describe('the outbox relay', () => {
+  it('when orders are in the outbox, then each event is published once to orders.created with message id = event id, and marked published', async () => {
+    const orders = [await createOrder(), await createOrder(), await createOrder()];
+    expect(await relay.runOnce()).toBe(3);
+    const rows = await testDb.query<{ event_id: string; aggregate_id: string; published: boolean }>(
+      'SELECT event_id, aggregate_id, published_at IS NOT NULL AS published FROM outbox ORDER BY created_at',
+    );
+    expect(rows.map((row) => row.aggregate_id)).toEqual(orders.map((order) => order.id));
+    expect(rows.every((row) => row.published)).toBe(true);
+    const messages = await nats.messages('ORDERS', 'orders.created');
+    expect(messages.map((m) => m.header.get('Nats-Msg-Id'))).toEqual(rows.map((r) => r.event_id));
+    const first = messages[0]?.json<{ event_type: string; order: { id: string } }>();
+    expect(first).toMatchObject({ event_type: 'order.created', order: { id: orders[0]?.id } });
+    expect(backlog).toBe(0);
+    expect(events('outbox.published').at(-1)).toMatchObject({ events: 3, duplicates: 0 });
+  });
+
+  it('when an event is published again (a crash between publish and mark), then the broker drops the duplicate', async () => {
+    const before = (await nats.messages('ORDERS', 'orders.created')).length;
+    await testDb.query('UPDATE outbox SET published_at = NULL');
+    const republished = await relay.runOnce();
+    expect(republished).toBe(before);
+    expect(await nats.messages('ORDERS', 'orders.created')).toHaveLength(before);
+    expect(events('outbox.published').at(-1)).toMatchObject({ duplicates: before });
+  });
+
+  it('when the broker is away, then events stay in the outbox and are published once it is back', async () => {
+    const proxy = await startTcpProxy({
+      host: '127.0.0.1',
+      port: Number(new URL(TEST_NATS_URL).port),
+    });
+    await proxy.cut();
+    const away = newBroker(`nats://127.0.0.1:${proxy.port}`);
+    const awayRelay = newRelay(away);
+    try {
+      away.start();
+      awayRelay.start();
+      const order = await createOrder('customer-away');
+      expect(await awayRelay.runOnce()).toBe(0);
+      expect(backlog).toBe(1);
+      await eventually('a failed connection attempt', () =>
+        events('broker.connect_failed').length > 0 ? true : undefined,
+      );
+      await proxy.restore();
+      // The relay runs on its own at the (re)connection.
+      await eventually('the event to be published', async () => {
+        const [row] = await testDb.query<{ published: boolean }>(
+          'SELECT published_at IS NOT NULL AS published FROM outbox WHERE aggregate_id = $1',
+          [order.id],
+        );
+        return row?.published === true ? true : undefined;
+      });
+      const messages = await nats.messages('ORDERS', 'orders.created');
+      expect(
+        messages.filter((m) => m.json<{ order: { id: string } }>().order.id === order.id),
+      ).toHaveLength(1);
+    } finally {
+      await awayRelay.stop();
+      await away.close();
+      await proxy.close();
+    }
+  });
+});
+
+describe('the payments consumer', () => {
+  const payment = (orderId: string, amount: number, paymentId = `pay-${randomUUID()}`) => ({
+    order_id: orderId,
+    payment_id: paymentId,
+    amount_cents: amount,
+  });
+
+  async function dlq() {
+    return nats.messages('PAYMENTS', 'payments.dlq');
+  }
+
+  /** The order_id of a dead letter, when its body is a JSON object with one. */
+  function orderIdOf(letter: StoredMsg): unknown {
+    try {
+      return letter.json<{ order_id?: unknown }>().order_id;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async function pending(): Promise<number> {
+    const info = await nats.jsm.consumers.info(nats.naming.stream('PAYMENTS'), PAYMENTS_CONSUMER);
+    return info.num_ack_pending + info.num_pending;
+  }
+
+  it('when payments.captured arrives for a pending order with its total, then the order becomes paid and the message is acknowledged', async () => {
+    const order = await createOrder();
+    await nats.publish('payments.captured', payment(order.id, order.total));
+    await eventually('the order to be paid', async () =>
+      (await orderStatus(order.id)) === 'paid' ? true : undefined,
+    );
+    await eventually('the message to be acknowledged', async () =>
+      (await pending()) === 0 ? true : undefined,
+    );
+    expect(events('payment.applied').at(-1)).toMatchObject({
+      order_id: order.id,
+      amount_cents: order.total,
+    });
+  });
+
+  it('when the same payment is delivered twice, then the order is paid once and the second is acknowledged as a duplicate', async () => {
+    const order = await createOrder();
+    const captured = payment(order.id, order.total);
+    await nats.publish('payments.captured', captured);
+    await nats.publish('payments.captured', captured);
+    await eventually('the duplicate', () =>
+      events('payment.duplicate').some((e) => e.payment_id === captured.payment_id)
+        ? true
+        : undefined,
+    );
+    const rows = await testDb.query('SELECT payment_id FROM payments WHERE order_id = $1', [
+      order.id,
+    ]);
+    expect(rows).toHaveLength(1);
+    expect(await orderStatus(order.id)).toBe('paid');
+    await eventually('both messages to be acknowledged', async () =>
+      (await pending()) === 0 ? true : undefined,
+    );
+  });
+
+  it('when a message is not a valid payment, then it goes to payments.dlq at once with the reason, and the consumer goes on', async () => {
+    const before = (await dlq()).length;
+    await nats.publish('payments.captured', new TextEncoder().encode('{not json'));
+    await nats.publish('payments.captured', { order_id: 'x', payment_id: '', amount_cents: -1 });
+    const letters = await eventually('two dead letters', async () => {
+      const found = await dlq();
+      return found.length >= before + 2 ? found.slice(before) : undefined;
+    });
+    expect(letters.map((m) => m.header.get('Ops-Dlq-Reason'))).toEqual([
+      'the message is not UTF-8 JSON',
+      'order_id must be a UUID; payment_id must be a string of 1-255 characters; amount_cents must be a non-negative integer',
+    ]);
+    expect(letters.map((m) => m.header.get('Ops-Deliveries'))).toEqual(['1', '1']);
+    expect(new TextDecoder().decode(letters[0]?.data)).toBe('{not json');
+    // Terminated, not left waiting for redelivery.
+    await eventually('the dead letters to leave the consumer', async () =>
+      (await pending()) === 0 ? true : undefined,
+    );
+    // Still consuming.
+    const order = await createOrder();
+    await nats.publish('payments.captured', payment(order.id, order.total));
+    await eventually('the next payment', async () =>
+      (await orderStatus(order.id)) === 'paid' ? true : undefined,
+    );
+  });
+
+  it('when the amount is not the order total, then it is dead-lettered at once and the order stays pending', async () => {
+    const order = await createOrder();
+    await nats.publish('payments.captured', payment(order.id, order.total + 1));
+    const letter = await eventually('the dead letter', async () =>
+      (await dlq()).find((m) => orderIdOf(m) === order.id),
+    );
+    expect(letter.header.get('Ops-Dlq-Reason')).toBe(
+      `amount_cents ${order.total + 1} is not the order total ${order.total}`,
+    );
+    expect(await orderStatus(order.id)).toBe('pending');
+  });
+
+  it('when a message keeps failing (no such order), then it is retried with a delay and dead-lettered after PAYMENTS_MAX_DELIVER deliveries', async () => {
+    const missing = randomUUID();
+    const startedAt = Date.now();
+    await nats.publish('payments.captured', payment(missing, 100));
+    const letter = await eventually(
+      'the dead letter',
+      async () => (await dlq()).find((m) => orderIdOf(m) === missing),
+      10_000,
+    );
+    expect(letter.header.get('Ops-Deliveries')).toBe(String(MAX_DELIVER));
+    expect(letter.header.get('Ops-Dlq-Reason')).toBe(
+      `order ${missing} not found (after ${MAX_DELIVER} deliveries)`,
+    );
+    // Two retries in between, 0.5 s then 1 s apart.
+    const retries = events('payment.retry').filter(
+      (e) => e.reason === `order ${missing} not found`,
+    );
+    expect(retries.map((e) => e.retry_in_ms)).toEqual([500, 1000]);
+    expect(Date.now() - startedAt).toBeGreaterThanOrEqual(1_400);
+    expect(results).toContain('dead_lettered');
+  });
+
+  it('when the consumer is stopped while a payment is being applied, then stop() resolves after its commit and acknowledgement (the checkpoint)', async () => {
+    // Every message so far was acknowledged or terminated: nothing waits for redelivery.
+    await eventually('earlier messages to settle', async () =>
+      (await pending()) === 0 ? true : undefined,
+    );
+    await consumer.stop();
+    let entered: () => void = () => undefined;
+    const inTransaction = new Promise<void>((resolve) => {
+      entered = resolve;
+    });
+    const slow: Database = {
+      run: (work, options) => stack.database.run(work, options),
+      transaction: (name, work, options) =>
+        stack.database.transaction(
+          name,
+          async (session) => {
+            entered();
+            await new Promise((resolve) => setTimeout(resolve, 300));
+            return work(session);
+          },
+          options,
+        ),
+    };
+    const slowConsumer = newConsumer(slow);
+    slowConsumer.start();
+    const order = await createOrder();
+    await nats.publish('payments.captured', payment(order.id, order.total));
+    await inTransaction;
+    await slowConsumer.stop();
+    expect(await orderStatus(order.id)).toBe('paid');
+    expect(await pending()).toBe(0);
+    // A fresh consumer takes over from the checkpoint.
+    consumer = newConsumer();
+    consumer.start();
+  });
+});
