@@ -96,8 +96,8 @@ it('when no DATABASE_URL is set, then the API runs on PGlite: create, replay, re
       count: 0,
     });
     const read = await getPath(again.port, location as string);
-    expect(read.status).toBe(200);
-    expect(read.text).toBe(createdText);
+    // Status and body together: a failure shows the problem body.
+    expect({ status: read.status, text: read.text }).toEqual({ status: 200, text: createdText });
   } finally {
     again.service.kill('SIGTERM');
     expect(await again.service.exited(20_000)).toBe(0);
