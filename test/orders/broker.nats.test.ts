@@ -5,8 +5,15 @@
 // it keeps failing; a broker that is away loses nothing.
 import { randomUUID } from 'node:crypto';
 import type { StoredMsg } from 'nats';
-import { trace } from '@opentelemetry/api';
+import { propagation, SpanKind, trace } from '@opentelemetry/api';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import {
+  BasicTracerProvider,
+  InMemorySpanExporter,
+  SimpleSpanProcessor,
+} from '@opentelemetry/sdk-trace-base';
 import { type Broker, createBroker, PAYMENTS_CONSUMER } from '../../src/broker/nats-broker';
+import { currentLogFields } from '../../src/http/request-scope';
 import type { Database } from '../../src/orders/db/database';
 import { migrate, readMigrations } from '../../src/orders/db/migrations.runner';
 import { migrationsDir } from '../../src/orders/orders.module';
@@ -98,12 +105,21 @@ async function orderStatus(id: string): Promise<string | undefined> {
 
 const events = (name: string) => log.records().filter((r) => r.event === name);
 
+// Spans of the consumer and of the database statements it runs, kept in memory; W3C trace
+// context, as the service's telemetry registers it.
+propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+const spans = new InMemorySpanExporter();
+trace.setGlobalTracerProvider(
+  new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spans)] }),
+);
+
 beforeAll(async () => {
   testDb = await createTestDatabase();
   stack = databaseStack(testDb.url);
   await migrate(stack.db, readMigrations(migrationsDir()));
   nats = await openTestNats();
-  log = captureLogger();
+  // As the service's logger: lines carry the current scope's ids.
+  log = captureLogger({ scope: currentLogFields });
   broker = newBroker(TEST_NATS_URL);
   broker.start();
   await eventually('the broker to connect', () => broker.jetstream());
@@ -221,6 +237,44 @@ describe('the payments consumer', () => {
     expect(events('payment.applied').at(-1)).toMatchObject({
       order_id: order.id,
       amount_cents: order.total,
+    });
+  });
+
+  it('when a payment carries a traceparent, then its CONSUMER span continues that trace, its statements are child spans, and its log lines carry the ids', async () => {
+    const order = await createOrder();
+    const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const captured = payment(order.id, order.total);
+    spans.reset();
+    await nats.publish('payments.captured', captured, {
+      msgId: `capture-${captured.payment_id}`,
+      headers: { traceparent: `00-${traceId}-00f067aa0ba902b7-01` },
+    });
+    const applied = await eventually('payment.applied', () =>
+      events('payment.applied').find((e) => e.payment_id === captured.payment_id),
+    );
+    const consumerSpan = spans.getFinishedSpans().find((s) => s.kind === SpanKind.CONSUMER);
+    expect(consumerSpan).toMatchObject({
+      name: `process ${nats.naming.subject('payments.captured')}`,
+      attributes: { 'messaging.system': 'nats', 'ops.payment.result': 'paid' },
+    });
+    expect(consumerSpan?.spanContext().traceId).toBe(traceId);
+    expect(consumerSpan?.parentSpanContext?.spanId).toBe('00f067aa0ba902b7');
+    const statements = spans
+      .getFinishedSpans()
+      .filter((s) => s.attributes['db.system.name'] === 'postgresql')
+      .map((s) => s.name);
+    expect(statements).toEqual(
+      expect.arrayContaining([
+        'SELECT orders',
+        'INSERT payments',
+        'UPDATE orders',
+        'apply payment',
+      ]),
+    );
+    expect(applied).toMatchObject({
+      request_id: `capture-${captured.payment_id}`,
+      trace_id: traceId,
+      span_id: consumerSpan?.spanContext().spanId,
     });
   });
 

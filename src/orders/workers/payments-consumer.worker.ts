@@ -14,13 +14,16 @@
 // checkpoint: it stops pulling, lets the message in hand finish (commit and ack) and resolves.
 import {
   context as otelContext,
+  isSpanContextValid,
   propagation,
+  trace,
   SpanKind,
   SpanStatusCode,
   type Tracer,
 } from '@opentelemetry/api';
 import { type ConsumerMessages, headers as natsHeaders, type JsMsg } from 'nats';
 import { type Broker, PAYMENTS_CONSUMER, SUBJECTS } from '../../broker/nats-broker';
+import { requestScope } from '../../http/request-scope';
 import type { Worker } from '../../runtime/runtime';
 import type { Logger } from '../../telemetry/logger';
 import type { Database } from '../db/database';
@@ -196,7 +199,11 @@ export function createPaymentsConsumer(deps: {
     }
   }
 
-  /** One message under a CONSUMER span, continuing the publisher's trace when it sent one. */
+  /**
+   * One message under a CONSUMER span, continuing the publisher's trace when it sent one, in a
+   * scope of its own (as a request has): its database statements are child spans, and its log
+   * lines carry `request_id` (the message id, else stream:sequence), `trace_id` and `span_id`.
+   */
   function traced(message: JsMsg): Promise<PaymentResult> {
     const carrier: Record<string, string> = {};
     for (const [key, values] of message.headers ?? []) {
@@ -217,19 +224,31 @@ export function createPaymentsConsumer(deps: {
       },
       parent,
     );
-    return handle(message).then(
-      (result) => {
-        span.setAttribute('ops.payment.result', result);
-        if (result === 'dead_lettered') span.setStatus({ code: SpanStatusCode.ERROR });
-        span.end();
-        return result;
+    const ids = span.spanContext();
+    const scope = {
+      fields: {
+        request_id:
+          message.headers?.get('Nats-Msg-Id') || `${stream}:${message.info.streamSequence}`,
+        ...(isSpanContextValid(ids) ? { trace_id: ids.traceId, span_id: ids.spanId } : {}),
       },
-      (error: unknown) => {
-        span.setStatus({ code: SpanStatusCode.ERROR, message: describeDbError(error) });
-        span.end();
-        throw error;
-      },
-    );
+      span,
+      context: trace.setSpan(parent, span),
+    };
+    return requestScope
+      .run(scope, () => handle(message))
+      .then(
+        (result) => {
+          span.setAttribute('ops.payment.result', result);
+          if (result === 'dead_lettered') span.setStatus({ code: SpanStatusCode.ERROR });
+          span.end();
+          return result;
+        },
+        (error: unknown) => {
+          span.setStatus({ code: SpanStatusCode.ERROR, message: describeDbError(error) });
+          span.end();
+          throw error;
+        },
+      );
   }
 
   const pause = (ms: number): Promise<void> =>

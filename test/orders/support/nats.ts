@@ -2,7 +2,13 @@
 // Each test file uses its own NATS_SUBJECT_PREFIX, so its subjects and streams are its own: files
 // run in any order and in parallel, and their streams are deleted at the end.
 import { randomBytes } from 'node:crypto';
-import { connect, type JetStreamManager, type NatsConnection, type StoredMsg } from 'nats';
+import {
+  connect,
+  headers as natsHeaders,
+  type JetStreamManager,
+  type NatsConnection,
+  type StoredMsg,
+} from 'nats';
 import { namingOf, type Naming } from '../../../src/broker/nats-broker';
 
 export const TEST_NATS_URL = process.env.TEST_NATS_URL ?? 'nats://127.0.0.1:4222';
@@ -13,7 +19,11 @@ export interface TestNats {
   readonly nc: NatsConnection;
   readonly jsm: JetStreamManager;
   /** Publishes JSON (or raw bytes) to a prefixed subject through JetStream. */
-  publish(subject: string, body: unknown, msgId?: string): Promise<void>;
+  publish(
+    subject: string,
+    body: unknown,
+    extra?: { msgId?: string; headers?: Record<string, string> },
+  ): Promise<void>;
   /** Messages stored on a stream under a prefixed subject, oldest first. */
   messages(stream: 'ORDERS' | 'PAYMENTS', subject: string): Promise<StoredMsg[]>;
   /** Deletes this prefix's streams and closes the connection. */
@@ -31,9 +41,14 @@ export async function openTestNats(): Promise<TestNats> {
     naming,
     nc,
     jsm,
-    async publish(subject, body, msgId) {
+    async publish(subject, body, extra = {}) {
       const data = body instanceof Uint8Array ? body : JSON.stringify(body);
-      await js.publish(naming.subject(subject), data, msgId === undefined ? {} : { msgID: msgId });
+      const h = natsHeaders();
+      for (const [key, value] of Object.entries(extra.headers ?? {})) h.set(key, value);
+      await js.publish(naming.subject(subject), data, {
+        headers: h,
+        ...(extra.msgId === undefined ? {} : { msgID: extra.msgId }),
+      });
     },
     async messages(stream, subject) {
       const name = naming.stream(stream);
