@@ -4,6 +4,9 @@ module.exports = {
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
   transform: { '^.+\\.ts$': ['ts-jest', {}] },
+  // Sources import each other as `./x.js` (node16 modules; orders.module imports the PGlite
+  // adapter that way): jest resolves those to the `.ts` file.
+  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   // Whole-process drills spawn the service and wait for real signals and budgets.
   testTimeout: 30000,
   verbose: true,
