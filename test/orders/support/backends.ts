@@ -1,13 +1,15 @@
 // The two databases the orders code runs on, for the suites that run once on each
 // (`describe.each(backends)`): the real PostgreSQL on this machine (a fresh database per test
 // file, see test-database.ts) and the embedded PGlite (one instance per test file, in a temp
-// directory, opened by the service's own adapter). PGlite starts in seconds, so a file opens it
-// once and empties it between tests (`reset`) rather than opening another.
+// directory, opened by the service's own adapter, on a copy of a data directory initialised once
+// per run: helpers/pglite-template.ts). PGlite still takes a second or more to start, so a file
+// opens it once and empties it between tests (`reset`) rather than opening another.
 //
 // PGlite's ESM/WASM bundle is loaded with import(), which jest allows only when Node runs with
 // --experimental-vm-modules: `npm test` starts jest that way (`npm test -- <file>` for one file).
 import type { Db, Row } from '../../../src/orders/db/db';
 import * as pgliteAdapter from '../../../src/orders/db/pglite.adapter';
+import { freshPgliteData } from '../../helpers/pglite-template';
 import { tempDir } from '../../helpers/temp-dir';
 import { type DatabaseStack, databaseStack, databaseStackOn } from './database-stack';
 import { type InProcessService, startInProcess } from './in-process-service';
@@ -102,6 +104,7 @@ const pglite: Backend = {
     const dir = tempDir('ops-pglite-');
     let db: Db;
     try {
+      await freshPgliteData(`${dir.path}/pglite`, pgliteAdapter.createPgliteDb);
       db = await pgliteAdapter.createPgliteDb(`${dir.path}/pglite`);
     } catch (error) {
       dir.remove();
@@ -124,6 +127,12 @@ const pglite: Backend = {
   },
   async startService(env = {}) {
     const dir = tempDir('ops-pglite-');
+    await freshPgliteData(`${dir.path}/pglite`, pgliteAdapter.createPgliteDb).catch(
+      (error: unknown) => {
+        dir.remove();
+        throw explained(error);
+      },
+    );
     // A data directory is opened by one instance only (the adapter locks it), and here the
     // service opens it, through its own code path (an empty DATABASE_URL). The test borrows that
     // instance for its own SQL: a spy that calls through records what the adapter returned. It
