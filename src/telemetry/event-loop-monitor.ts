@@ -5,6 +5,8 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 export interface EventLoopMonitor {
   /** p99 delay in milliseconds over the last completed window. */
   p99Ms(): number;
+  /** How many windows have completed (p99Ms reads the last one). */
+  windowsClosed(): number;
   stop(): void;
 }
 
@@ -12,13 +14,16 @@ export function createEventLoopMonitor(windowMs = 1000): EventLoopMonitor {
   const histogram = monitorEventLoopDelay({ resolution: 10 });
   histogram.enable();
   let last = 0;
+  let closed = 0;
   const timer = setInterval(() => {
     last = histogram.count > 0 ? histogram.percentile(99) / 1e6 : 0;
+    closed += 1;
     histogram.reset();
   }, windowMs);
   timer.unref();
   return {
     p99Ms: () => last,
+    windowsClosed: () => closed,
     stop: () => {
       clearInterval(timer);
       histogram.disable();

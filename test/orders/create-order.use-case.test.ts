@@ -1,28 +1,16 @@
-// The create-order use case against a real PostgreSQL, with faults injected between it and the
-// database: a COMMIT whose answer is lost, a transaction that fails. A retry never creates a
-// second order, and a failed request leaves its key free for the retry.
+// The create-order use case, once on the real PostgreSQL and once on PGlite, with faults injected
+// between it and the database: a COMMIT whose answer is lost, a transaction that fails. A retry
+// never creates a second order, and a failed request leaves its key free for the retry.
 import { randomUUID } from 'node:crypto';
 import type { Db } from '../../src/orders/db/db';
 import { migrate, readMigrations } from '../../src/orders/db/migrations.runner';
 import { migrationsDir } from '../../src/orders/orders.module';
 import { createOrderUseCase } from '../../src/orders/use-cases/create-order.use-case';
 import { captureLogger } from '../helpers/log-capture';
-import { type DatabaseStack, databaseStack } from './support/database-stack';
+import { type BackendDatabase, backends, OPEN_TIMEOUT_MS } from './support/backends';
 import { orderBody } from './support/orders-client';
-import { createTestDatabase, type TestDatabase } from './support/test-database';
 
-let testDb: TestDatabase;
-let setup: DatabaseStack;
-
-beforeAll(async () => {
-  testDb = await createTestDatabase();
-  setup = databaseStack(testDb.url);
-  await migrate(setup.db, readMigrations(migrationsDir()));
-});
-afterAll(async () => {
-  await setup.close();
-  await testDb.drop();
-});
+let testDb: BackendDatabase;
 
 /** A Db whose next `failures` transactions fail as told, after (or instead of) running. */
 function faulty(failures: { afterCommit: boolean; error: Error }[]) {
@@ -51,7 +39,7 @@ async function ordersWithKey(key: string): Promise<string[]> {
 }
 
 function useCase(wrap: (db: Db) => Db) {
-  const stack = databaseStack(testDb.url, 4, wrap);
+  const stack = testDb.stack(4, wrap);
   const log = captureLogger();
   const createOrder = createOrderUseCase({
     database: stack.database,
@@ -61,56 +49,71 @@ function useCase(wrap: (db: Db) => Db) {
   return { stack, log, createOrder };
 }
 
-it('when the answer to COMMIT is lost, then the retry finds the order committed and answers it once, not twice', async () => {
-  const { stack, log, createOrder } = useCase(
-    faulty([{ afterCommit: true, error: connectionReset() }]),
-  );
-  try {
-    const key = `lost-commit-${randomUUID()}`;
-    const result = await createOrder({ idempotencyKey: key, input: orderBody() });
-    const ids = await ordersWithKey(key);
-    expect(ids).toHaveLength(1);
-    expect(result.replayed).toBe(false);
-    expect(result.response.status).toBe(201);
-    expect(JSON.parse(result.response.body)).toMatchObject({ id: ids[0] });
-    expect(log.records().find((r) => r.event === 'order.created')).toMatchObject({
-      order_id: ids[0],
-      recovered: true,
-    });
-  } finally {
-    await stack.close();
-  }
-});
+describe.each(backends)('on $name', (backend) => {
+  beforeAll(async () => {
+    testDb = await backend.open();
+    const setup = testDb.stack();
+    try {
+      await migrate(setup.db, readMigrations(migrationsDir()));
+    } finally {
+      await setup.close();
+    }
+  }, OPEN_TIMEOUT_MS);
+  afterAll(async () => {
+    await testDb?.close();
+  });
 
-it('when the transaction fails for good, then the request fails, nothing of it remains, and the retry creates the order at once', async () => {
-  const broken = Object.assign(new Error('disk full'), { code: '53100' });
-  const { stack, createOrder } = useCase(faulty([{ afterCommit: false, error: broken }]));
-  try {
-    const key = `failed-${randomUUID()}`;
-    await expect(createOrder({ idempotencyKey: key, input: orderBody() })).rejects.toMatchObject({
-      code: 'DEPENDENCY_UNAVAILABLE',
-    });
-    expect(await testDb.query('SELECT key FROM idempotency_keys WHERE key = $1', [key])).toEqual(
-      [],
+  it('when the answer to COMMIT is lost, then the retry finds the order committed and answers it once, not twice', async () => {
+    const { stack, log, createOrder } = useCase(
+      faulty([{ afterCommit: true, error: connectionReset() }]),
     );
-    expect(await ordersWithKey(key)).toEqual([]);
-    const retried = await createOrder({ idempotencyKey: key, input: orderBody() });
-    expect(retried.response.status).toBe(201);
-    expect(await ordersWithKey(key)).toHaveLength(1);
-  } finally {
-    await stack.close();
-  }
-});
+    try {
+      const key = `lost-commit-${randomUUID()}`;
+      const result = await createOrder({ idempotencyKey: key, input: orderBody() });
+      const ids = await ordersWithKey(key);
+      expect(ids).toHaveLength(1);
+      expect(result.replayed).toBe(false);
+      expect(result.response.status).toBe(201);
+      expect(JSON.parse(result.response.body)).toMatchObject({ id: ids[0] });
+      expect(log.records().find((r) => r.event === 'order.created')).toMatchObject({
+        order_id: ids[0],
+        recovered: true,
+      });
+    } finally {
+      await stack.close();
+    }
+  });
 
-it('when a serialization failure hits the transaction, then it is retried and the order is created once', async () => {
-  const conflict = Object.assign(new Error('could not serialize access'), { code: '40001' });
-  const { stack, createOrder } = useCase(faulty([{ afterCommit: false, error: conflict }]));
-  try {
-    const key = `serialization-${randomUUID()}`;
-    const result = await createOrder({ idempotencyKey: key, input: orderBody() });
-    expect(result.response.status).toBe(201);
-    expect(await ordersWithKey(key)).toHaveLength(1);
-  } finally {
-    await stack.close();
-  }
+  it('when the transaction fails for good, then the request fails, nothing of it remains, and the retry creates the order at once', async () => {
+    const broken = Object.assign(new Error('disk full'), { code: '53100' });
+    const { stack, createOrder } = useCase(faulty([{ afterCommit: false, error: broken }]));
+    try {
+      const key = `failed-${randomUUID()}`;
+      await expect(createOrder({ idempotencyKey: key, input: orderBody() })).rejects.toMatchObject({
+        code: 'DEPENDENCY_UNAVAILABLE',
+      });
+      expect(await testDb.query('SELECT key FROM idempotency_keys WHERE key = $1', [key])).toEqual(
+        [],
+      );
+      expect(await ordersWithKey(key)).toEqual([]);
+      const retried = await createOrder({ idempotencyKey: key, input: orderBody() });
+      expect(retried.response.status).toBe(201);
+      expect(await ordersWithKey(key)).toHaveLength(1);
+    } finally {
+      await stack.close();
+    }
+  });
+
+  it('when a serialization failure hits the transaction, then it is retried and the order is created once', async () => {
+    const conflict = Object.assign(new Error('could not serialize access'), { code: '40001' });
+    const { stack, createOrder } = useCase(faulty([{ afterCommit: false, error: conflict }]));
+    try {
+      const key = `serialization-${randomUUID()}`;
+      const result = await createOrder({ idempotencyKey: key, input: orderBody() });
+      expect(result.response.status).toBe(201);
+      expect(await ordersWithKey(key)).toHaveLength(1);
+    } finally {
+      await stack.close();
+    }
+  });
 });

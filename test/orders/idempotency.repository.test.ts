@@ -1,6 +1,9 @@
-// The idempotency protocol and the order, outbox and key tables on a real PostgreSQL: the key as
-// the first statement of the order's transaction, waiting for a running holder, rollback on a cut
-// connection or an abandoned transaction, purge; and the order/outbox writes.
+// The idempotency protocol and the order, outbox and key tables: the key as the first statement
+// of the order's transaction, purge, and the order/outbox writes, once on the real PostgreSQL and
+// once on PGlite. Then, on PostgreSQL only, a second connection holding a key: waiting for it,
+// lock_timeout, rollback on a cut connection or an abandoned transaction. PGlite runs one
+// connection, one transaction at a time, so a transaction held open beside another cannot exist
+// there (its concurrent requests are serialised: the race below still gives one order).
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { holdKey } from './support/hold-key';
@@ -17,21 +20,17 @@ import { migrate, readMigrations } from '../../src/orders/db/migrations.runner';
 import { migrationsDir } from '../../src/orders/orders.module';
 import { createIdempotencyPurgeWorker } from '../../src/orders/workers/idempotency-purge.worker';
 import { captureLogger } from '../helpers/log-capture';
+import {
+  type BackendDatabase,
+  backends,
+  OPEN_TIMEOUT_MS,
+  type SqlAccess,
+} from './support/backends';
 import { type DatabaseStack, databaseStack } from './support/database-stack';
 import { createTestDatabase, type TestDatabase } from './support/test-database';
 
-let testDb: TestDatabase;
+let sql: SqlAccess;
 let stack: DatabaseStack;
-
-beforeAll(async () => {
-  testDb = await createTestDatabase();
-  stack = databaseStack(testDb.url, 25);
-  await migrate(stack.db, readMigrations(migrationsDir()));
-});
-afterAll(async () => {
-  await stack.close();
-  await testDb.drop();
-});
 
 const DAY = 86_400_000;
 const FINGERPRINT = 'f'.repeat(64);
@@ -86,280 +85,312 @@ function createWithKey(
 }
 
 async function ordersWithKey(key: string): Promise<number> {
-  const rows = await testDb.query('SELECT id FROM orders WHERE idempotency_key = $1', [key]);
+  const rows = await sql.query('SELECT id FROM orders WHERE idempotency_key = $1', [key]);
   return rows.length;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-describe('the key in the order transaction', () => {
-  it('when a key is new, then it commits with its order and reads back with the response to replay', async () => {
-    const key = `new-${randomUUID()}`;
-    const orderId = await createWithKey(key);
-    expect(orderId).toBeDefined();
-    expect(await run((s) => readKey(s, key))).toEqual({
-      key,
-      fingerprint: FINGERPRINT,
-      orderId,
-      response: {
-        status: 201,
-        headers: { Location: `/v1/orders/${orderId}` },
-        body: `{"id":"${orderId}"}`,
-      },
-    });
-    expect(await ordersWithKey(key)).toBe(1);
+describe.each(backends)('on $name', (backend) => {
+  let database: BackendDatabase;
+  beforeAll(async () => {
+    database = await backend.open();
+    sql = database;
+    stack = database.stack(25);
+    await migrate(stack.db, readMigrations(migrationsDir()));
+  }, OPEN_TIMEOUT_MS);
+  afterAll(async () => {
+    await stack?.close();
+    await database?.close();
   });
 
-  it('when the key is already committed, then inserting it again is refused and the first record stands', async () => {
-    const key = `done-${randomUUID()}`;
-    const first = await createWithKey(key);
-    expect(await createWithKey(key, { fingerprint: 'e'.repeat(64) })).toBeUndefined();
-    expect(await run((s) => readKey(s, key))).toMatchObject({
-      orderId: first,
-      fingerprint: FINGERPRINT,
-    });
-    expect(await ordersWithKey(key)).toBe(1);
-  });
-
-  it('when 20 transactions race for one key, then exactly one gets it and the others find it taken', async () => {
-    const key = `race-${randomUUID()}`;
-    const results = await Promise.all(Array.from({ length: 20 }, () => createWithKey(key)));
-    expect(results.filter((id) => id !== undefined)).toHaveLength(1);
-    expect(await ordersWithKey(key)).toBe(1);
-  });
-
-  it('when a running transaction holds the key and then commits, then a second request waits for it and finds it taken', async () => {
-    const key = `wait-commit-${randomUUID()}`;
-    const holder = await holdKey(testDb.url, key, FINGERPRINT);
-    try {
-      const second = createWithKey(key);
-      await sleep(100);
-      await holder.client.query('COMMIT');
-      expect(await second).toBeUndefined();
-      expect(await run((s) => readKey(s, key))).toMatchObject({
-        response: { body: holder.body },
-      });
-    } finally {
-      await holder.client.end();
-    }
-  });
-
-  it('when a running transaction holds the key and then rolls back, then the waiting request gets the key', async () => {
-    const key = `wait-rollback-${randomUUID()}`;
-    const holder = await holdKey(testDb.url, key, FINGERPRINT);
-    try {
-      const second = createWithKey(key);
-      await sleep(100);
-      await holder.client.query('ROLLBACK');
-      expect(await second).toBeDefined();
-      expect(await ordersWithKey(key)).toBe(1);
-    } finally {
-      await holder.client.end();
-    }
-  });
-
-  it('when the holder runs past lock_timeout, then the insert fails with lock_not_available (55P03) and writes nothing', async () => {
-    const key = `lock-timeout-${randomUUID()}`;
-    const holder = await holdKey(testDb.url, key, FINGERPRINT);
-    const impatient = databaseStack(testDb.url, 2, undefined, { lockTimeoutMs: 100 });
-    try {
-      await expect(createWithKey(key, { database: impatient.database })).rejects.toMatchObject({
-        cause: { code: LOCK_NOT_AVAILABLE },
-      });
-      await holder.client.query('ROLLBACK');
-      expect(await ordersWithKey(key)).toBe(0);
-    } finally {
-      await holder.client.end();
-      await impatient.close();
-    }
-  });
-
-  it('when the holder process dies (its connection is cut mid-transaction), then the key is free at once', async () => {
-    const key = `cut-${randomUUID()}`;
-    const holder = await holdKey(testDb.url, key, FINGERPRINT);
-    holder.cut();
-    const orderId = await createWithKey(key);
-    expect(orderId).toBeDefined();
-    expect(await ordersWithKey(key)).toBe(1);
-  });
-
-  it('when the holder stops driving its transaction, then PostgreSQL ends it after idle_in_transaction_session_timeout and the key is free', async () => {
-    const key = `frozen-${randomUUID()}`;
-    // The holder's connection carries the pool's setting, short here.
-    const holder = await holdKey(testDb.url, key, FINGERPRINT, {
-      idle_in_transaction_session_timeout: 200,
-    });
-    try {
-      const startedAt = Date.now();
-      expect(await createWithKey(key)).toBeDefined();
-      expect(Date.now() - startedAt).toBeGreaterThanOrEqual(150);
-      expect(await ordersWithKey(key)).toBe(1);
-    } finally {
-      await holder.client.end().catch(() => undefined);
-    }
-  });
-});
-
-describe('purging expired keys', () => {
-  it('when keys are past their retention, then they are purged; keys within retention stay and the order outlives its key', async () => {
-    const prefix = `purge-${randomUUID()}`;
-    await createWithKey(`${prefix}-expired`, { retentionMs: 1 });
-    await createWithKey(`${prefix}-kept`);
-    await sleep(20);
-
-    let purged = 0;
-    for (let deleted = -1; deleted !== 0;) {
-      deleted = await run((s) => purgeExpiredKeys(s, 500));
-      purged += deleted;
-    }
-    const left = await testDb.query<{ key: string }>(
-      'SELECT key FROM idempotency_keys WHERE key LIKE $1 ORDER BY key',
-      [`${prefix}%`],
-    );
-    expect(left.map((row) => row.key)).toEqual([`${prefix}-kept`]);
-    expect(purged).toBeGreaterThanOrEqual(1);
-    expect(await ordersWithKey(`${prefix}-expired`)).toBe(1);
-  });
-
-  it('when an expired key is locked by another transaction, then the purge skips it instead of waiting', async () => {
-    const key = `purge-locked-${randomUUID()}`;
-    await createWithKey(key, { retentionMs: 1 });
-    await sleep(20);
-    const locker = new pg.Client({ connectionString: testDb.url });
-    await locker.connect();
-    try {
-      await locker.query('BEGIN');
-      await locker.query('SELECT key FROM idempotency_keys WHERE key = $1 FOR UPDATE', [key]);
-      for (let deleted = -1; deleted !== 0;) deleted = await run((s) => purgeExpiredKeys(s, 500));
-      await locker.query('COMMIT');
-      expect(await run((s) => readKey(s, key))).toBeDefined();
-    } finally {
-      await locker.end();
-    }
-  });
-});
-
-describe('orders and the outbox', () => {
-  it('when an order is written, then it reads back with its items in order and int8 as numbers', async () => {
-    const id = randomUUID();
-    const big = { sku: 'BIG', quantity: 1, unit_price_cents: 2 ** 40 };
-    const input = { ...INPUT, items: [...INPUT.items, big] };
-    const written = await stack.database.transaction(
-      'test order',
-      (s) =>
-        insertOrder(s, {
-          id,
-          input,
-          totalCents: 4498 + 2 ** 40,
-          idempotencyKey: 'k',
-          createdAt: new Date(),
-        }),
-      { retry: false },
-    );
-    const read = await run((s) => findOrder(s, id));
-    expect(read).toEqual(written);
-    expect(read).toMatchObject({
-      status: 'pending',
-      total_cents: 4498 + 2 ** 40,
-      items: input.items,
-    });
-    expect(typeof read?.total_cents).toBe('number');
-    expect(await run((s) => findOrder(s, randomUUID()))).toBeUndefined();
-  });
-
-  it('when events are written, then the backlog counts the unpublished ones', async () => {
-    const before = await run(countBacklog);
-    await run((s) =>
-      insertEvent(s, {
-        eventId: randomUUID(),
-        aggregateType: 'order',
-        aggregateId: randomUUID(),
-        eventType: 'order.created',
-        subject: 'orders.created',
-        payload: { hello: 'world' },
-      }),
-    );
-    expect(await run(countBacklog)).toBe(before + 1);
-    await testDb.query('UPDATE outbox SET published_at = now()');
-    expect(await run(countBacklog)).toBe(0);
-  });
-
-  it('when a transaction fails after the order insert, then nothing of it remains', async () => {
-    const id = randomUUID();
-    await expect(
-      stack.database.transaction(
-        'test rollback',
-        async (s) => {
-          await insertOrder(s, {
-            id,
-            input: INPUT,
-            totalCents: 4498,
-            idempotencyKey: 'rollback',
-            createdAt: new Date(),
-          });
-          await s.run({ operation: 'SELECT', collection: 'x', text: 'SELECT 1/0' });
+  describe('the key in the order transaction', () => {
+    it('when a key is new, then it commits with its order and reads back with the response to replay', async () => {
+      const key = `new-${randomUUID()}`;
+      const orderId = await createWithKey(key);
+      expect(orderId).toBeDefined();
+      expect(await run((s) => readKey(s, key))).toEqual({
+        key,
+        fingerprint: FINGERPRINT,
+        orderId,
+        response: {
+          status: 201,
+          headers: { Location: `/v1/orders/${orderId}` },
+          body: `{"id":"${orderId}"}`,
         },
+      });
+      expect(await ordersWithKey(key)).toBe(1);
+    });
+
+    it('when the key is already committed, then inserting it again is refused and the first record stands', async () => {
+      const key = `done-${randomUUID()}`;
+      const first = await createWithKey(key);
+      expect(await createWithKey(key, { fingerprint: 'e'.repeat(64) })).toBeUndefined();
+      expect(await run((s) => readKey(s, key))).toMatchObject({
+        orderId: first,
+        fingerprint: FINGERPRINT,
+      });
+      expect(await ordersWithKey(key)).toBe(1);
+    });
+
+    it('when 20 transactions race for one key, then exactly one gets it and the others find it taken', async () => {
+      const key = `race-${randomUUID()}`;
+      const results = await Promise.all(Array.from({ length: 20 }, () => createWithKey(key)));
+      expect(results.filter((id) => id !== undefined)).toHaveLength(1);
+      expect(await ordersWithKey(key)).toBe(1);
+    });
+  });
+
+  describe('purging expired keys', () => {
+    it('when keys are past their retention, then they are purged; keys within retention stay and the order outlives its key', async () => {
+      const prefix = `purge-${randomUUID()}`;
+      await createWithKey(`${prefix}-expired`, { retentionMs: 1 });
+      await createWithKey(`${prefix}-kept`);
+      await sleep(20);
+
+      let purged = 0;
+      for (let deleted = -1; deleted !== 0;) {
+        deleted = await run((s) => purgeExpiredKeys(s, 500));
+        purged += deleted;
+      }
+      const left = await sql.query<{ key: string }>(
+        'SELECT key FROM idempotency_keys WHERE key LIKE $1 ORDER BY key',
+        [`${prefix}%`],
+      );
+      expect(left.map((row) => row.key)).toEqual([`${prefix}-kept`]);
+      expect(purged).toBeGreaterThanOrEqual(1);
+      expect(await ordersWithKey(`${prefix}-expired`)).toBe(1);
+    });
+  });
+
+  describe('orders and the outbox', () => {
+    it('when an order is written, then it reads back with its items in order and int8 as numbers', async () => {
+      const id = randomUUID();
+      const big = { sku: 'BIG', quantity: 1, unit_price_cents: 2 ** 40 };
+      const input = { ...INPUT, items: [...INPUT.items, big] };
+      const written = await stack.database.transaction(
+        'test order',
+        (s) =>
+          insertOrder(s, {
+            id,
+            input,
+            totalCents: 4498 + 2 ** 40,
+            idempotencyKey: 'k',
+            createdAt: new Date(),
+          }),
         { retry: false },
-      ),
-    ).rejects.toMatchObject({ code: 'DEPENDENCY_UNAVAILABLE' });
-    expect(await run((s) => findOrder(s, id))).toBeUndefined();
+      );
+      const read = await run((s) => findOrder(s, id));
+      expect(read).toEqual(written);
+      expect(read).toMatchObject({
+        status: 'pending',
+        total_cents: 4498 + 2 ** 40,
+        items: input.items,
+      });
+      expect(typeof read?.total_cents).toBe('number');
+      expect(await run((s) => findOrder(s, randomUUID()))).toBeUndefined();
+    });
+
+    it('when events are written, then the backlog counts the unpublished ones', async () => {
+      const before = await run(countBacklog);
+      await run((s) =>
+        insertEvent(s, {
+          eventId: randomUUID(),
+          aggregateType: 'order',
+          aggregateId: randomUUID(),
+          eventType: 'order.created',
+          subject: 'orders.created',
+          payload: { hello: 'world' },
+        }),
+      );
+      expect(await run(countBacklog)).toBe(before + 1);
+      await sql.query('UPDATE outbox SET published_at = now()');
+      expect(await run(countBacklog)).toBe(0);
+    });
+
+    it('when a transaction fails after the order insert, then nothing of it remains', async () => {
+      const id = randomUUID();
+      await expect(
+        stack.database.transaction(
+          'test rollback',
+          async (s) => {
+            await insertOrder(s, {
+              id,
+              input: INPUT,
+              totalCents: 4498,
+              idempotencyKey: 'rollback',
+              createdAt: new Date(),
+            });
+            await s.run({ operation: 'SELECT', collection: 'x', text: 'SELECT 1/0' });
+          },
+          { retry: false },
+        ),
+      ).rejects.toMatchObject({ code: 'DEPENDENCY_UNAVAILABLE' });
+      expect(await run((s) => findOrder(s, id))).toBeUndefined();
+    });
+  });
+
+  describe('the purge worker', () => {
+    it('when it runs, then expired keys are purged and the outbox backlog is reported', async () => {
+      const key = `worker-${randomUUID()}`;
+      await createWithKey(key, { retentionMs: 1 });
+      await sleep(20);
+      const backlogs: number[] = [];
+      const { logger } = captureLogger();
+      const worker = createIdempotencyPurgeWorker({
+        database: stack.database,
+        logger,
+        intervalMs: 60_000,
+        onBacklog: (backlog) => backlogs.push(backlog),
+      });
+      await worker.runOnce();
+      expect(await run((s) => readKey(s, key))).toBeUndefined();
+      expect(backlogs).toEqual([await run(countBacklog)]);
+      await worker.stop();
+    });
+
+    it('when it is stopped during a purge, then stop() resolves only after that purge finished', async () => {
+      const { logger } = captureLogger();
+      let started = 0;
+      let finished = 0;
+      const counting: typeof stack.database = {
+        run: async (work, options) => {
+          started += 1;
+          try {
+            return await stack.database.run(work, options);
+          } finally {
+            finished += 1;
+          }
+        },
+        transaction: (name, work, options) => stack.database.transaction(name, work, options),
+      };
+      const worker = createIdempotencyPurgeWorker({
+        database: counting,
+        logger,
+        intervalMs: 60_000,
+        onBacklog: () => undefined,
+      });
+      worker.start();
+      expect(started).toBe(1);
+      await worker.stop();
+      expect(finished).toBe(started);
+    });
   });
 });
 
-describe('the purge worker', () => {
-  it('when it runs, then expired keys are purged and the outbox backlog is reported', async () => {
-    const key = `worker-${randomUUID()}`;
-    await createWithKey(key, { retentionMs: 1 });
-    await sleep(20);
-    const backlogs: number[] = [];
-    const { logger } = captureLogger();
-    const worker = createIdempotencyPurgeWorker({
-      database: stack.database,
-      logger,
-      intervalMs: 60_000,
-      onBacklog: (backlog) => backlogs.push(backlog),
-    });
-    await worker.runOnce();
-    expect(await run((s) => readKey(s, key))).toBeUndefined();
-    expect(backlogs).toEqual([await run(countBacklog)]);
-    await worker.stop();
+describe('on postgres only', () => {
+  let testDb: TestDatabase;
+  beforeAll(async () => {
+    testDb = await createTestDatabase();
+    sql = testDb;
+    stack = databaseStack(testDb.url, 25);
+    await migrate(stack.db, readMigrations(migrationsDir()));
+  });
+  afterAll(async () => {
+    await stack?.close();
+    await testDb?.drop();
   });
 
-  it('when it is stopped during a purge, then stop() resolves only after that purge finished', async () => {
-    const { logger } = captureLogger();
-    let started = 0;
-    let finished = 0;
-    const counting: typeof stack.database = {
-      run: async (work, options) => {
-        started += 1;
-        try {
-          return await stack.database.run(work, options);
-        } finally {
-          finished += 1;
-        }
-      },
-      transaction: (name, work, options) => stack.database.transaction(name, work, options),
-    };
-    const worker = createIdempotencyPurgeWorker({
-      database: counting,
-      logger,
-      intervalMs: 60_000,
-      onBacklog: () => undefined,
+  describe('another transaction holding the key', () => {
+    it('when a running transaction holds the key and then commits, then a second request waits for it and finds it taken', async () => {
+      const key = `wait-commit-${randomUUID()}`;
+      const holder = await holdKey(testDb.url, key, FINGERPRINT);
+      try {
+        const second = createWithKey(key);
+        await sleep(100);
+        await holder.client.query('COMMIT');
+        expect(await second).toBeUndefined();
+        expect(await run((s) => readKey(s, key))).toMatchObject({
+          response: { body: holder.body },
+        });
+      } finally {
+        await holder.client.end();
+      }
     });
-    worker.start();
-    expect(started).toBe(1);
-    await worker.stop();
-    expect(finished).toBe(started);
-  });
-});
 
-describe('the pg adapter', () => {
-  it('when a connection is opened, then it carries the configured statement_timeout, lock_timeout and idle_in_transaction_session_timeout', async () => {
-    const { rows } = await stack.db.query<Record<string, string>>(
-      `SELECT current_setting('statement_timeout') AS statement,
-              current_setting('lock_timeout') AS lock,
-              current_setting('idle_in_transaction_session_timeout') AS idle`,
-    );
-    expect(rows[0]).toEqual({ statement: '5s', lock: '2s', idle: '10s' });
+    it('when a running transaction holds the key and then rolls back, then the waiting request gets the key', async () => {
+      const key = `wait-rollback-${randomUUID()}`;
+      const holder = await holdKey(testDb.url, key, FINGERPRINT);
+      try {
+        const second = createWithKey(key);
+        await sleep(100);
+        await holder.client.query('ROLLBACK');
+        expect(await second).toBeDefined();
+        expect(await ordersWithKey(key)).toBe(1);
+      } finally {
+        await holder.client.end();
+      }
+    });
+
+    it('when the holder runs past lock_timeout, then the insert fails with lock_not_available (55P03) and writes nothing', async () => {
+      const key = `lock-timeout-${randomUUID()}`;
+      const holder = await holdKey(testDb.url, key, FINGERPRINT);
+      const impatient = databaseStack(testDb.url, 2, undefined, { lockTimeoutMs: 100 });
+      try {
+        await expect(createWithKey(key, { database: impatient.database })).rejects.toMatchObject({
+          cause: { code: LOCK_NOT_AVAILABLE },
+        });
+        await holder.client.query('ROLLBACK');
+        expect(await ordersWithKey(key)).toBe(0);
+      } finally {
+        await holder.client.end();
+        await impatient.close();
+      }
+    });
+
+    it('when the holder process dies (its connection is cut mid-transaction), then the key is free at once', async () => {
+      const key = `cut-${randomUUID()}`;
+      const holder = await holdKey(testDb.url, key, FINGERPRINT);
+      holder.cut();
+      const orderId = await createWithKey(key);
+      expect(orderId).toBeDefined();
+      expect(await ordersWithKey(key)).toBe(1);
+    });
+
+    it('when the holder stops driving its transaction, then PostgreSQL ends it after idle_in_transaction_session_timeout and the key is free', async () => {
+      const key = `frozen-${randomUUID()}`;
+      // The holder's connection carries the pool's setting, short here.
+      const holder = await holdKey(testDb.url, key, FINGERPRINT, {
+        idle_in_transaction_session_timeout: 200,
+      });
+      try {
+        const startedAt = Date.now();
+        expect(await createWithKey(key)).toBeDefined();
+        expect(Date.now() - startedAt).toBeGreaterThanOrEqual(150);
+        expect(await ordersWithKey(key)).toBe(1);
+      } finally {
+        await holder.client.end().catch(() => undefined);
+      }
+    });
+  });
+
+  describe('purging next to a transaction holding a key', () => {
+    it('when an expired key is locked by another transaction, then the purge skips it instead of waiting', async () => {
+      const key = `purge-locked-${randomUUID()}`;
+      await createWithKey(key, { retentionMs: 1 });
+      await sleep(20);
+      const locker = new pg.Client({ connectionString: testDb.url });
+      await locker.connect();
+      try {
+        await locker.query('BEGIN');
+        await locker.query('SELECT key FROM idempotency_keys WHERE key = $1 FOR UPDATE', [key]);
+        for (let deleted = -1; deleted !== 0;) deleted = await run((s) => purgeExpiredKeys(s, 500));
+        await locker.query('COMMIT');
+        expect(await run((s) => readKey(s, key))).toBeDefined();
+      } finally {
+        await locker.end();
+      }
+    });
+  });
+
+  describe('the pg adapter', () => {
+    it('when a connection is opened, then it carries the configured statement_timeout, lock_timeout and idle_in_transaction_session_timeout', async () => {
+      const { rows } = await stack.db.query<Record<string, string>>(
+        `SELECT current_setting('statement_timeout') AS statement,
+                current_setting('lock_timeout') AS lock,
+                current_setting('idle_in_transaction_session_timeout') AS idle`,
+      );
+      expect(rows[0]).toEqual({ statement: '5s', lock: '2s', idle: '10s' });
+    });
   });
 });

@@ -1,4 +1,4 @@
-// The orders data-access stack on a test database, as the module builds it: the pg adapter, the
+// The orders data-access stack on a test database, as the module builds it: the adapter, the
 // resilience policy and the traced Database (spans go nowhere: no tracer provider is registered).
 import { trace } from '@opentelemetry/api';
 import { createDependencyPolicy } from '../../../src/resilience/dependency-policy';
@@ -14,6 +14,7 @@ export interface DatabaseStack {
   close(): Promise<void>;
 }
 
+/** The stack on a pg Pool of its own on `url`. */
 export function databaseStack(
   url: string,
   poolMax = 10,
@@ -35,6 +36,18 @@ export function databaseStack(
     },
     logger,
   );
+  return databaseStackOn(real, poolMax, wrap, () => real.close());
+}
+
+/** The stack on an adapter that is already open; `close` says what closing the stack does. */
+export function databaseStackOn(
+  real: Db,
+  /** Calls running at once, as the module sets it from the pool size (for either adapter). */
+  concurrency: number,
+  wrap: (db: Db) => Db,
+  close: () => Promise<void>,
+): DatabaseStack {
+  const { logger } = captureLogger();
   const db = wrap(real);
   const policy = createDependencyPolicy(
     {
@@ -45,7 +58,7 @@ export function databaseStack(
       maxBackoffMs: 100,
       breakerThreshold: 50,
       halfOpenAfterMs: 1_000,
-      concurrency: poolMax,
+      concurrency,
       queue: 1_000,
       isRetryable: isRetryableDbError,
     },
@@ -54,6 +67,6 @@ export function databaseStack(
   return {
     db,
     database: createDatabase(() => db, policy, trace.getTracer('orders-test')),
-    close: () => real.close(),
+    close,
   };
 }
