@@ -596,7 +596,7 @@ async function runOrdersScenario(
     notes.push(
       `${scenario.label}: rows after the run: ${counts.orders} orders, ${counts.orderItems} ` +
         `order_items, ${counts.outbox} outbox events, ${counts.keysCompleted}/` +
-        `${counts.keysTotal} idempotency keys completed (expected ${expected} orders)`,
+        `${counts.keysTotal} idempotency keys with their order (expected ${expected} orders)`,
     );
     if (
       counts.orders !== expected ||
