@@ -1,8 +1,8 @@
 // Log lines leave standard output in batches: the lines of up to FLUSH_AFTER_MS (10 ms) in one
 // write, or at once when FLUSH_AT_BYTES are pending. A write to a pipe is a synchronous syscall,
-// and with two lines per order (access log, order.created) one write per line, or even per
-// event-loop turn, was the largest single cost of an order (about 200 µs of CPU each, measured by
-// `npm run bench`). A process exit (process.exit, the hard stop, the end of a shutdown) writes
+// and with two lines per order (access log, order.created) written once per event-loop turn the
+// log lines cost about 230 µs of CPU per order, most of it in that write (`npm run bench` (e) with
+// LOG_LEVEL=info against warn). A process exit (process.exit, the hard stop, the end of a shutdown) writes
 // whatever is pending; only a SIGKILL can lose the last few milliseconds of lines.
 import type { Writable } from 'node:stream';
 import TransportStream from 'winston-transport';
