@@ -48,7 +48,7 @@ export function createApp(deps: AppDeps): Express {
       probes(lifecycle),
       observe(telemetry, logger),
       drainGate(lifecycle, tracker, config.http.handlerTimeoutMs, reply),
-      rateLimitMiddleware(config.limits, reply),
+      rateLimitMiddleware(config.limits, config.http.trustProxyHops, reply),
       loadShedding(config.limits, tracker, telemetry.eventLoop, reply),
       ...jsonBody(config.http.bodyLimitBytes, reply),
       requestDeadline(config.http.handlerTimeoutMs, tracker, reply),
