@@ -4,6 +4,7 @@
 // logger, so no call site has to remember to.
 import type { Writable } from 'node:stream';
 import winston from 'winston';
+import type TransportStream from 'winston-transport';
 import { BatchedTransport, LineBatcher } from './line-batcher';
 import type { LogFormat, LogLevel } from '../config/schema';
 
@@ -57,35 +58,25 @@ export function createLogger(options: LoggerOptions): Logger {
     return out.includes('@') ? out.replace(URL_CREDENTIALS, `$1${REDACTED}@`) : out;
   };
   const render = options.format === 'pretty' ? renderPretty : renderJson;
-  const base = { service: options.service, version: options.version, env: options.env };
 
   // Standard output is written in batches (one write per event-loop turn); a stream given by the
   // caller (tests) gets each line as it is written.
   const batcher = options.stream === undefined ? new LineBatcher(process.stdout) : undefined;
-  // The line is rendered (and redacted) before it enters winston, which then only carries it to
-  // its transport: the formats' per-line object copies are the cost of an access log otherwise.
-  const winstonLogger = winston.createLogger({
-    levels: LEVELS,
-    level: options.level,
-    format: winston.format((info) => info)(),
-    transports: [
-      batcher === undefined
-        ? new winston.transports.Stream({ stream: options.stream ?? process.stdout })
-        : new BatchedTransport(batcher),
-    ],
-    exitOnError: false,
-  });
+  // Each line is rendered (and redacted) and its level checked here, then handed straight to the
+  // winston transport. winston's Logger is a Transform stream in front of its transports: with the
+  // line already rendered, its only work would be two stream writes and a nextTick per line (the
+  // access log is on every request's path).
+  const transport: TransportStream =
+    batcher === undefined
+      ? new winston.transports.Stream({ stream: options.stream ?? process.stdout })
+      : new BatchedTransport(batcher);
   const max = LEVELS[options.level];
+  const { service, version, env } = options;
 
   const make = (bound: LogFields | undefined): Logger => {
     const write = (level: LogLevel, event: string, fields: LogFields | undefined): void => {
       if (LEVELS[level] > max) return;
-      const record: Record<string, unknown> = {
-        ts: new Date().toISOString(),
-        level,
-        event,
-        ...base,
-      };
+      const record: Record<string, unknown> = { ts: isoNow(), level, event, service, version, env };
       const scope = options.scope?.();
       if (scope !== undefined) Object.assign(record, scope);
       if (bound !== undefined) Object.assign(record, bound);
@@ -93,16 +84,12 @@ export function createLogger(options: LoggerOptions): Logger {
         // The envelope (ts, level, event, service, version, env) cannot be overwritten by fields.
         for (const key of Object.keys(fields)) if (!(key in ENVELOPE)) record[key] = fields[key];
       }
-      winstonLogger.write({
-        level,
-        message: event,
-        [LEVEL]: level,
-        [MESSAGE]: render(
-          needsRedaction(record, scrub, 0)
-            ? (redact(record, scrub, 0) as Record<string, unknown>)
-            : record,
-        ),
-      });
+      const line = render(
+        needsRedaction(record, scrub, 0)
+          ? (redact(record, scrub, 0) as Record<string, unknown>)
+          : record,
+      );
+      transport.log?.({ level, message: event, [LEVEL]: level, [MESSAGE]: line }, noop);
     };
     return {
       error: (event, fields) => write('error', event, fields),
@@ -116,6 +103,20 @@ export function createLogger(options: LoggerOptions): Logger {
     };
   };
   return make(undefined);
+}
+
+function noop(): void {}
+
+// Lines written in the same millisecond share one timestamp string.
+let lastTsMs = Number.NaN;
+let lastTs = '';
+function isoNow(): string {
+  const now = Date.now();
+  if (now !== lastTsMs) {
+    lastTsMs = now;
+    lastTs = new Date(now).toISOString();
+  }
+  return lastTs;
 }
 
 const ENVELOPE: Readonly<Record<string, true>> = {
