@@ -46,7 +46,7 @@ export function createApp(deps: AppDeps): Express {
     compose([
       requestId(),
       probes(lifecycle),
-      observe(telemetry, logger),
+      observe(telemetry, logger, tracker),
       drainGate(lifecycle, tracker, config.http.handlerTimeoutMs, reply),
       rateLimitMiddleware(config.limits, config.http.trustProxyHops, reply),
       loadShedding(config.limits, tracker, telemetry.eventLoop, reply),
