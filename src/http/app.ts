@@ -22,6 +22,7 @@ import { createReply, type Reply } from './problem-reply';
 import { drainGate, requestId } from './request-context.middleware';
 import { currentScope } from './request-scope';
 import { probes } from './routes/probes.routes';
+import { keepShapes } from './stable-shapes';
 
 export interface AppDeps {
   readonly config: Pick<AppConfig, 'http' | 'limits'>;
@@ -36,6 +37,7 @@ export interface AppDeps {
 export function createApp(deps: AppDeps): Express {
   const { config, lifecycle, tracker, logger, telemetry } = deps;
   const app = express();
+  keepShapes(app);
   const reply = createReply(telemetry.metrics);
   app.disable('x-powered-by');
   app.set('etag', false);
