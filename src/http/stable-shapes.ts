@@ -10,10 +10,10 @@
 // per request.
 //
 // Adding those properties before Express changes the prototype (with the values they have anyway
-// until Express sets them: absent reads as undefined, `statusCode` 200 is the prototype's
-// default) keeps the shapes stable; later writes only change values. Nothing else changes:
-// Express sees `res.locals` already made (it makes the same empty object otherwise) and sets the
-// others as before.
+// until Express sets them: absent reads as undefined, `statusCode` 200, `statusMessage` undefined
+// and `_eventsCount` 0 are the prototypes' defaults) keeps the shapes stable; later writes only
+// change values. Nothing else changes: Express sees `res.locals` already made (it makes the same
+// empty object otherwise) and sets the others as before.
 import { IncomingMessage, type ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import type { Express } from 'express';
@@ -51,6 +51,9 @@ export function preshape(req: IncomingMessage, res: ServerResponse): void {
   // express-rate-limit's per-request info (edge/rate-limit.middleware.ts).
   r.rateLimit = undefined;
   r.route = undefined;
+  // Node's stream code counts req's first listener (after the answer) on req itself; until then
+  // it reads EventEmitter.prototype's 0.
+  r._eventsCount = 0;
   const s = res as unknown as Bag;
   s.locals = Object.create(null);
   s.statusCode = 200;

@@ -82,6 +82,7 @@ describe('request and response shapes', () => {
     for (const key of ['next', 'baseUrl', 'originalUrl', '_parsedUrl', 'params', 'route'])
       expect(seen[key]).toBeUndefined();
     expect(seen.res).toBe(res);
+    expect(seen._eventsCount).toBe(0);
     expect(res.statusCode).toBe(200);
     expect(res.statusMessage).toBeUndefined();
     const locals = (res as unknown as { locals: object }).locals;
