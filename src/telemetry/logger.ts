@@ -72,23 +72,51 @@ export function createLogger(options: LoggerOptions): Logger {
       : new BatchedTransport(batcher);
   const max = LEVELS[options.level];
   const { service, version, env } = options;
+  // JSON lines are the same text either way; most are rendered without building the record: the
+  // envelope's constant part is rendered once here and only the line's own fields go through
+  // JSON.stringify. Anything unusual (pretty format, a field named like the envelope, a value that
+  // needs redaction, fields that are not a plain object) takes the general path below.
+  const envelopeTail = `,"service":${JSON.stringify(service)},"version":${JSON.stringify(version)},"env":${JSON.stringify(env)}`;
+  const fastJson =
+    options.format !== 'pretty' && [service, version, env].every((value) => scrub(value) === value);
 
   const make = (bound: LogFields | undefined): Logger => {
     const write = (level: LogLevel, event: string, fields: LogFields | undefined): void => {
       if (LEVELS[level] > max) return;
-      const record: Record<string, unknown> = { ts: isoNow(), level, event, service, version, env };
+      const ts = isoNow();
       const scope = options.scope?.();
-      if (scope !== undefined) Object.assign(record, scope);
-      if (bound !== undefined) Object.assign(record, bound);
-      if (fields !== undefined) {
-        // The envelope (ts, level, event, service, version, env) cannot be overwritten by fields.
-        for (const key of Object.keys(fields)) if (!(key in ENVELOPE)) record[key] = fields[key];
+      let line: string | undefined;
+      if (fastJson) {
+        const own =
+          scope === undefined && bound === undefined ? fields : { ...scope, ...bound, ...fields };
+        if (
+          (own === undefined || isSimpleFields(own)) &&
+          scrub(event) === event &&
+          !needsRedaction(own, scrub, 0)
+        ) {
+          const body = own === undefined ? '{}' : JSON.stringify(own);
+          // An integer-like key sorts before every other key of an object, the envelope's too.
+          if (!isDigit(body.charCodeAt(2))) {
+            line =
+              `{"ts":"${ts}","level":"${level}","event":${JSON.stringify(event)}${envelopeTail}` +
+              (body.length > 2 ? `,${body.slice(1)}` : '}');
+          }
+        }
       }
-      const line = render(
-        needsRedaction(record, scrub, 0)
-          ? (redact(record, scrub, 0) as Record<string, unknown>)
-          : record,
-      );
+      if (line === undefined) {
+        const record: Record<string, unknown> = { ts, level, event, service, version, env };
+        if (scope !== undefined) Object.assign(record, scope);
+        if (bound !== undefined) Object.assign(record, bound);
+        if (fields !== undefined) {
+          // The envelope (ts, level, event, service, version, env) cannot be overwritten by fields.
+          for (const key of Object.keys(fields)) if (!(key in ENVELOPE)) record[key] = fields[key];
+        }
+        line = render(
+          needsRedaction(record, scrub, 0)
+            ? (redact(record, scrub, 0) as Record<string, unknown>)
+            : record,
+        );
+      }
       transport.log?.({ level, message: event, [LEVEL]: level, [MESSAGE]: line }, noop);
     };
     return {
@@ -106,6 +134,25 @@ export function createLogger(options: LoggerOptions): Logger {
 }
 
 function noop(): void {}
+
+/** A plain object, without a toJSON of its own and without keys named like the envelope. */
+function isSimpleFields(fields: LogFields): boolean {
+  const prototype: unknown = Object.getPrototypeOf(fields);
+  return (
+    (prototype === Object.prototype || prototype === null) &&
+    fields.toJSON === undefined &&
+    fields.ts === undefined &&
+    fields.level === undefined &&
+    fields.event === undefined &&
+    fields.service === undefined &&
+    fields.version === undefined &&
+    fields.env === undefined
+  );
+}
+
+function isDigit(code: number): boolean {
+  return code >= 48 && code <= 57;
+}
 
 // Lines written in the same millisecond share one timestamp string.
 let lastTsMs = Number.NaN;
