@@ -50,6 +50,8 @@ export function preshape(req: IncomingMessage, res: ServerResponse): void {
   r.params = undefined;
   // express-rate-limit's per-request info (edge/rate-limit.middleware.ts).
   r.rateLimit = undefined;
+  // body-parser's (edge/json-body.middleware.ts); it sets undefined itself when absent.
+  r.body = undefined;
   r.route = undefined;
   // Node's stream code counts req's first listener (after the answer) on req itself; until then
   // it reads EventEmitter.prototype's 0.

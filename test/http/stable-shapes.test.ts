@@ -28,10 +28,11 @@ interface Held {
 async function heldPair(
   app: express.Express,
   router: Router,
+  method: 'get' | 'post',
 ): Promise<{ req: boolean; res: boolean }> {
   const held: Held[] = [];
   let compared: { req: boolean; res: boolean } | undefined;
-  router.get('/held', (req, res) => {
+  router[method]('/held', (req, res) => {
     held.push({ req, res });
     if (held.length < 2) return;
     const [a, b] = held as [Held, Held];
@@ -42,9 +43,11 @@ async function heldPair(
   const server = app.listen(0, '127.0.0.1');
   try {
     const agent = request(server);
+    const send = (): Promise<request.Response> =>
+      method === 'get' ? agent.get('/held') : agent.post('/held').send({ sku: 'A-1', quantity: 2 });
     // The first pair lays down the hidden-class transitions; the second must reuse them.
     for (let round = 0; round < 2; round += 1) {
-      const answers = await Promise.all([agent.get('/held'), agent.get('/held')]);
+      const answers = await Promise.all([send(), send()]);
       expect(answers.map((r) => r.status)).toEqual([200, 200]);
     }
   } finally {
@@ -55,13 +58,16 @@ async function heldPair(
 }
 
 describe('request and response shapes', () => {
-  it('when two requests go through the whole edge to the same route, then their req and res have the same hidden class', async () => {
-    const h = harness();
-    await toReady(h);
-    const router = Router();
-    const { app } = testApp(h.actor, { routers: [router] });
-    expect(await heldPair(app, router)).toEqual({ req: true, res: true });
-  });
+  it.each(['get', 'post'] as const)(
+    'when two %s requests go through the whole edge to the same route, then their req and res have the same hidden class',
+    async (method) => {
+      const h = harness();
+      await toReady(h);
+      const router = Router();
+      const { app } = testApp(h.actor, { routers: [router] });
+      expect(await heldPair(app, router, method)).toEqual({ req: true, res: true });
+    },
+  );
 
   it('when Express already gave the request its prototype (a second dispatch), then preshaping leaves it alone', () => {
     const req = new IncomingMessage(new Socket());
@@ -79,7 +85,7 @@ describe('request and response shapes', () => {
     const res = new ServerResponse(req);
     preshape(req, res);
     const seen = req as unknown as Record<string, unknown>;
-    for (const key of ['next', 'baseUrl', 'originalUrl', '_parsedUrl', 'params', 'route'])
+    for (const key of ['next', 'baseUrl', 'originalUrl', '_parsedUrl', 'params', 'body', 'route'])
       expect(seen[key]).toBeUndefined();
     expect(seen.res).toBe(res);
     expect(seen._eventsCount).toBe(0);
