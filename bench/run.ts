@@ -1,6 +1,7 @@
 // `npm run bench`: CPU per request of ops-service against a bare Express 5 app, in one run on this
 // machine, printed as one markdown table (method: bench/README.md).
 //   (a) bare Express 5, GET /bench/noop
+//   (p) opt-in reference: (a) plus ops-service's keepShapes (bare-express-preshaped.ts)
 //   (b) ops-service, no OTLP endpoint (spans are still made, not exported)
 //   (c) ops-service, OTEL_TRACES_SAMPLER_ARG=0.1, exporting to a live local OTLP/gRPC receiver
 //   (d) ops-service, OTEL_TRACES_SAMPLER_ARG=1.0, exporting to a live local OTLP/gRPC receiver
@@ -61,12 +62,12 @@ const GOALS = [
   { id: 'd', max: 1.4 },
 ] as const;
 
-type ScenarioId = 'a' | 'b' | 'c' | 'd';
+type ScenarioId = 'a' | 'p' | 'b' | 'c' | 'd';
 
 interface Scenario {
   readonly id: ScenarioId;
   readonly label: string;
-  readonly entry: 'bare-express.js' | 'bench-service.js';
+  readonly entry: 'bare-express.js' | 'bare-express-preshaped.js' | 'bench-service.js';
   readonly routes: readonly string[];
   readonly otlp: boolean;
   /** OTEL_TRACES_SAMPLER_ARG; unset means the schema default (1: every request gets a span). */
@@ -78,6 +79,14 @@ const SCENARIOS: readonly Scenario[] = [
     id: 'a',
     label: '(a) bare Express 5',
     entry: 'bare-express.js',
+    routes: [NOOP_PATH],
+    otlp: false,
+  },
+  {
+    // A reference, opt-in (not in the default set): (a) plus ops-service's keepShapes.
+    id: 'p',
+    label: '(p) bare Express 5 + keepShapes',
+    entry: 'bare-express-preshaped.js',
     routes: [NOOP_PATH],
     otlp: false,
   },

@@ -22,6 +22,7 @@ import { createReply, type Reply } from './problem-reply';
 import { drainGate, requestId } from './request-context.middleware';
 import { currentScope } from './request-scope';
 import { probes } from './routes/probes.routes';
+import { keepShapes } from './stable-shapes';
 
 export interface AppDeps {
   readonly config: Pick<AppConfig, 'http' | 'limits'>;
@@ -36,6 +37,7 @@ export interface AppDeps {
 export function createApp(deps: AppDeps): Express {
   const { config, lifecycle, tracker, logger, telemetry } = deps;
   const app = express();
+  keepShapes(app);
   const reply = createReply(telemetry.metrics);
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -46,9 +48,9 @@ export function createApp(deps: AppDeps): Express {
     compose([
       requestId(),
       probes(lifecycle),
-      observe(telemetry, logger),
+      observe(telemetry, logger, tracker),
       drainGate(lifecycle, tracker, config.http.handlerTimeoutMs, reply),
-      rateLimitMiddleware(config.limits, reply),
+      rateLimitMiddleware(config.limits, config.http.trustProxyHops, reply),
       loadShedding(config.limits, tracker, telemetry.eventLoop, reply),
       ...jsonBody(config.http.bodyLimitBytes, reply),
       requestDeadline(config.http.handlerTimeoutMs, tracker, reply),

@@ -2,8 +2,11 @@
 // continued from an incoming W3C `traceparent`; the span's ids go into the request scope so every
 // log line and problem body written while serving the request carries them.
 import {
+  type Attributes,
+  type Context,
   isSpanContextValid,
   ROOT_CONTEXT,
+  type Span,
   SpanKind,
   SpanStatusCode,
   trace,
@@ -22,6 +25,7 @@ import {
 } from '@opentelemetry/semantic-conventions';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { ERROR_CATALOGUE } from '../errors/catalogue';
+import type { RequestTracker } from '../runtime/request-tracker';
 import type { Logger } from '../telemetry/logger';
 import type { Telemetry } from '../telemetry/telemetry';
 import type { RequestLocals } from './request-context.middleware';
@@ -36,14 +40,116 @@ export function routeOf(req: Request): string {
   return typeof route === 'string' ? `${req.baseUrl}${route}` : UNMATCHED_ROUTE;
 }
 
-export function observe(telemetry: Telemetry, logger: Logger): RequestHandler {
+/** One request being served: its scope (ids, server span) and what its end needs. */
+class ObservedRequest implements RequestScope {
+  private spanContext: Context | undefined;
+
+  constructor(
+    readonly fields: RequestLogFields,
+    readonly span: Span,
+    private readonly parent: Context,
+    readonly startedAt: number,
+    readonly recording: boolean,
+  ) {}
+
+  /** Made on first use: only requests that call a dependency need it. */
+  get context(): Context {
+    this.spanContext ??= trace.setSpan(this.parent, this.span);
+    return this.spanContext;
+  }
+}
+
+interface ObservedLocals extends RequestLocals {
+  observed?: ObservedRequest;
+}
+
+// The span's start attributes, one object per method (the tracer copies them into the span).
+const startAttributes = new Map<string, Attributes>();
+function startAttributesOf(method: string): Attributes {
+  let attributes = startAttributes.get(method);
+  if (attributes === undefined) {
+    attributes = { [ATTR_HTTP_REQUEST_METHOD]: method };
+    // Node's HTTP parser accepts a fixed set of methods: the map stays small.
+    startAttributes.set(method, attributes);
+  }
+  return attributes;
+}
+
+/**
+ * Starts the server span and the request scope; when the response closes, ends the span, records
+ * the duration, writes the access log line and ends the request's in-flight tracking (begun by
+ * the drain gate, after this), in that order. One shared 'close' listener, no per-request closure.
+ */
+export function observe(
+  telemetry: Telemetry,
+  logger: Logger,
+  tracker: RequestTracker,
+): RequestHandler {
+  const { tracer, metrics } = telemetry;
+
+  const finish = (res: Response): void => {
+    const locals = res.locals as ObservedLocals;
+    const observed = locals.observed;
+    if (observed === undefined) return;
+    locals.observed = undefined;
+    const req = res.req;
+    const { span, fields } = observed;
+    const route = routeOf(req);
+    const status = res.statusCode;
+    const aborted = !res.writableFinished;
+    const ms = performance.now() - observed.startedAt;
+    if (observed.recording) {
+      span.updateName(`${req.method} ${route}`);
+      span.setAttribute(ATTR_HTTP_ROUTE, route);
+      span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
+      if (status >= 500 || aborted) {
+        span.setStatus({
+          code: SpanStatusCode.ERROR,
+          message: aborted ? 'response aborted' : `HTTP ${status}`,
+        });
+      }
+    }
+    span.end();
+    metrics.recordRequest(req.method, route, status, ms / 1000);
+    // Written after the response, outside the request's async scope: its ids are passed here.
+    const line: Record<string, unknown> = {
+      request_id: fields.request_id,
+      trace_id: fields.trace_id,
+      span_id: fields.span_id,
+      method: req.method,
+      route,
+      status,
+      duration_ms: Math.round(ms * 10) / 10,
+      bytes: Number(res.getHeader('content-length') ?? 0),
+    };
+    if (aborted) line.aborted = true;
+    if (locals.errorCode !== undefined) {
+      line.error_code = locals.errorCode;
+      line.error_category = ERROR_CATALOGUE[locals.errorCode].category;
+    }
+    logger[status >= 500 || aborted ? 'error' : status >= 400 ? 'warn' : 'info'](
+      'http.request',
+      line,
+    );
+    if (locals.tracked !== undefined) tracker.end(locals.tracked);
+  };
+  // EventEmitter calls a listener with the emitter as `this`: the response.
+  function onClose(this: Response): void {
+    finish(this);
+  }
+
   return (req: Request, res: Response, next: NextFunction) => {
     const startedAt = performance.now();
-    const locals = res.locals as RequestLocals;
-    const parent = propagator.extract(ROOT_CONTEXT, req.headers, defaultTextMapGetter);
-    const span = telemetry.tracer.startSpan(
+    const locals = res.locals as ObservedLocals;
+    const requestId = locals.requestId;
+    // Without a traceparent header there is nothing to continue: a new root.
+    const parent =
+      req.headers.traceparent === undefined
+        ? ROOT_CONTEXT
+        : propagator.extract(ROOT_CONTEXT, req.headers, defaultTextMapGetter);
+    const span = tracer.startSpan(
       req.method,
-      { kind: SpanKind.SERVER, attributes: { [ATTR_HTTP_REQUEST_METHOD]: req.method } },
+      { kind: SpanKind.SERVER, attributes: startAttributesOf(req.method) },
       parent,
     );
     // Most spans are not sampled: describe only the ones that will be exported.
@@ -55,54 +161,16 @@ export function observe(telemetry: Telemetry, logger: Logger): RequestHandler {
         [ATTR_NETWORK_PROTOCOL_VERSION]: req.httpVersion,
         [ATTR_CLIENT_ADDRESS]: req.socket.remoteAddress ?? '',
         [ATTR_USER_AGENT_ORIGINAL]: req.headers['user-agent'] ?? '',
-        'request.id': locals.requestId,
+        'request.id': requestId,
       });
     }
     const spanContext = span.spanContext();
     const fields: RequestLogFields = isSpanContextValid(spanContext)
-      ? { request_id: locals.requestId, trace_id: spanContext.traceId, span_id: spanContext.spanId }
-      : { request_id: locals.requestId };
-    const scope: RequestScope = { fields, span, context: trace.setSpan(parent, span) };
-
-    res.once('close', () => {
-      const route = routeOf(req);
-      const status = res.statusCode;
-      const aborted = !res.writableFinished;
-      const ms = performance.now() - startedAt;
-      if (recording) {
-        span.updateName(`${req.method} ${route}`);
-        span.setAttribute(ATTR_HTTP_ROUTE, route);
-        span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
-        if (status >= 500 || aborted) {
-          span.setStatus({
-            code: SpanStatusCode.ERROR,
-            message: aborted ? 'response aborted' : `HTTP ${status}`,
-          });
-        }
-      }
-      span.end();
-      telemetry.metrics.recordRequest(req.method, route, status, ms / 1000);
-      // Written after the response, outside the request's async scope: its ids are passed here.
-      const line: Record<string, unknown> = {
-        request_id: fields.request_id,
-        trace_id: fields.trace_id,
-        span_id: fields.span_id,
-        method: req.method,
-        route,
-        status,
-        duration_ms: Math.round(ms * 10) / 10,
-        bytes: Number(res.getHeader('content-length') ?? 0),
-      };
-      if (aborted) line.aborted = true;
-      if (locals.errorCode !== undefined) {
-        line.error_code = locals.errorCode;
-        line.error_category = ERROR_CATALOGUE[locals.errorCode].category;
-      }
-      logger[status >= 500 || aborted ? 'error' : status >= 400 ? 'warn' : 'info'](
-        'http.request',
-        line,
-      );
-    });
-    requestScope.run(scope, next);
+      ? { request_id: requestId, trace_id: spanContext.traceId, span_id: spanContext.spanId }
+      : { request_id: requestId };
+    const observed = new ObservedRequest(fields, span, parent, startedAt, recording);
+    locals.observed = observed;
+    res.on('close', onClose);
+    requestScope.run(observed, next);
   };
 }

@@ -69,9 +69,8 @@ export function drainGate(
       }
       res.setHeader('Connection', 'close');
     }
-    const tracked = tracker.begin(res);
-    res.once('close', () => tracker.end(tracked));
-    (res.locals as RequestLocals).tracked = tracked;
+    // Ended by observe's 'close' listener (one listener per request, not two).
+    (res.locals as RequestLocals).tracked = tracker.begin(res);
     next();
   };
 }

@@ -210,6 +210,48 @@ describe('rate limit', () => {
     expect((await request(app).get('/r')).status).toBe(200);
   });
 
+  it('when no proxy is trusted, then X-Forwarded-For does not change the client: every request counts against the TCP peer', async () => {
+    const h = await ready();
+    const router = Router();
+    router.get('/r', (_req, res) => {
+      res.json({ ok: true });
+    });
+    const { app } = testApp(h.actor, {
+      routers: [router],
+      env: { RATE_LIMIT_MAX: '2', TRUST_PROXY_HOPS: '0' },
+    });
+    const server = app.listen(0, '127.0.0.1');
+    try {
+      const agent = request(server);
+      expect((await agent.get('/r').set('X-Forwarded-For', '203.0.113.1')).status).toBe(200);
+      expect((await agent.get('/r').set('X-Forwarded-For', '203.0.113.2')).status).toBe(200);
+      expectProblem(await agent.get('/r').set('X-Forwarded-For', '203.0.113.3'), 'RATE_LIMITED');
+    } finally {
+      server.close();
+    }
+  });
+
+  it('when one proxy hop is trusted, then each forwarded client has its own budget (IPv6 clients by /56)', async () => {
+    const h = await ready();
+    const router = Router();
+    router.get('/r', (_req, res) => {
+      res.json({ ok: true });
+    });
+    const { app } = testApp(h.actor, {
+      routers: [router],
+      env: { RATE_LIMIT_MAX: '1', TRUST_PROXY_HOPS: '1' },
+    });
+    const from = (client: string): request.Test =>
+      request(app).get('/r').set('X-Forwarded-For', client);
+    expect((await from('203.0.113.1')).status).toBe(200);
+    expectProblem(await from('203.0.113.1'), 'RATE_LIMITED');
+    expect((await from('203.0.113.2')).status).toBe(200);
+    expect((await from('2001:db8:1:100::1')).status).toBe(200);
+    // The same /56 as the address above: the same client.
+    expectProblem(await from('2001:db8:1:1ff::2'), 'RATE_LIMITED');
+    expect((await from('2001:db8:1:200::1')).status).toBe(200);
+  });
+
   it('when probes are called often, then they are never rate limited', async () => {
     const h = await ready();
     const { app } = testApp(h.actor, { env: { RATE_LIMIT_MAX: '1' } });

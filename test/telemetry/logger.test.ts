@@ -91,6 +91,58 @@ describe('request scope', () => {
   });
 });
 
+describe('JSON rendering', () => {
+  // The record as the logger defines it: the envelope, then the scope, the child's fields and the
+  // event's fields (which cannot overwrite the envelope), rendered by JSON.stringify.
+  function reference(
+    line: string,
+    event: string,
+    parts: { scope?: object; bound?: object; fields?: Record<string, unknown> },
+  ): string {
+    const parsed = JSON.parse(line) as { ts: string; level: string };
+    const record: Record<string, unknown> = {
+      ts: parsed.ts,
+      level: parsed.level,
+      event,
+      service: 'ops-service',
+      version: '0.1.0',
+      env: 'test',
+    };
+    Object.assign(record, parts.scope, parts.bound);
+    for (const [key, value] of Object.entries(parts.fields ?? {}))
+      if (!['ts', 'level', 'event', 'service', 'version', 'env'].includes(key)) record[key] = value;
+    return JSON.stringify(record);
+  }
+
+  const cases: [string, Record<string, unknown> | undefined][] = [
+    ['no fields', undefined],
+    ['empty fields', {}],
+    ['flat', { method: 'GET', route: '/v1/orders/:id', status: 200, duration_ms: 0.4, bytes: 38 }],
+    ['undefined and null', { a: undefined, b: null, c: 'x' }],
+    ['nested', { dependency: { name: 'database', attempts: [1, 2] } }],
+    ['escapes', { text: 'quote " backslash \\ newline \n separator \u2028 lone \ud800' }],
+    ['numbers', { zero: -0, inf: Infinity, nan: Number.NaN, big: 1e21 }],
+    ['integer-like keys', { 404: 2, name: 'x' }],
+    ['envelope names', { level: 'error', event: 'other', custom: 1 }],
+    ['a toJSON field', { toJSON: () => 'replaced', a: 1 }],
+    ['a date', { at: new Date(0) }],
+  ];
+
+  it.each(cases)(
+    'when the fields are %s, then the line is the record rendered by JSON.stringify',
+    (_name, fields) => {
+      for (const scope of [undefined, { request_id: 'r-1', trace_id: 'a'.repeat(32) }]) {
+        for (const bound of [undefined, { step: 2 }]) {
+          const { logger, lines } = captureLogger({ env: 'test', scope: () => scope });
+          (bound === undefined ? logger : logger.child(bound)).info('e.v', fields);
+          const [line = ''] = lines();
+          expect(line).toBe(reference(line, 'e.v', { scope, bound, fields }));
+        }
+      }
+    },
+  );
+});
+
 describe('redaction at the logger', () => {
   const secret = 'postgres://orders:s3cr3t-pw@db:5432/orders';
 
