@@ -5,8 +5,7 @@
 // it keeps failing; a broker that is away loses nothing.
 import { randomUUID } from 'node:crypto';
 import type { StoredMsg } from 'nats';
-import { propagation, SpanKind, trace } from '@opentelemetry/api';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { SpanKind, trace } from '@opentelemetry/api';
 import {
   BasicTracerProvider,
   InMemorySpanExporter,
@@ -105,9 +104,8 @@ async function orderStatus(id: string): Promise<string | undefined> {
 
 const events = (name: string) => log.records().filter((r) => r.event === name);
 
-// Spans of the consumer and of the database statements it runs, kept in memory; W3C trace
-// context, as the service's telemetry registers it.
-propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+// Spans of the consumer and of the database statements it runs, kept in memory. No global
+// propagator is registered, as in the service: the consumer reads traceparent itself.
 const spans = new InMemorySpanExporter();
 trace.setGlobalTracerProvider(
   new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spans)] }),
@@ -147,6 +145,11 @@ describe('the outbox relay', () => {
     expect(rows.every((row) => row.published)).toBe(true);
     const messages = await nats.messages('ORDERS', 'orders.created');
     expect(messages.map((m) => m.header.get('Nats-Msg-Id'))).toEqual(rows.map((r) => r.event_id));
+    // Each message carries its PRODUCER span's W3C trace context.
+    const producers = spans.getFinishedSpans().filter((s) => s.kind === SpanKind.PRODUCER);
+    expect(messages.map((m) => m.header.get('traceparent'))).toEqual(
+      producers.slice(-3).map((s) => `00-${s.spanContext().traceId}-${s.spanContext().spanId}-01`),
+    );
     const first = messages[0]?.json<{ event_type: string; order: { id: string } }>();
     expect(first).toMatchObject({ event_type: 'order.created', order: { id: orders[0]?.id } });
     expect(backlog).toBe(0);

@@ -6,7 +6,9 @@
 // failure stops the batch (order kept), is recorded on the event (publish_attempts, last_error)
 // and retried at the next interval. Without a broker the events wait, counted by the backlog.
 // stop() lets the current batch finish (its marks commit) and resolves.
-import { SpanKind, SpanStatusCode, type Tracer } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Tracer } from '@opentelemetry/api';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { type MsgHdrs, headers as natsHeaders } from 'nats';
 import type { Broker } from '../../broker/nats-broker';
 import type { Worker } from '../../runtime/runtime';
 import type { Logger } from '../../telemetry/logger';
@@ -16,6 +18,7 @@ import { claimPending, countBacklog, markFailed, markPublished } from '../data/o
 import { periodic } from './periodic';
 
 export const RELAY_BATCH = 100;
+const propagator = new W3CTraceContextPropagator();
 // A publish that gets no acknowledgement from the stream in this time counts as failed.
 const PUBLISH_TIMEOUT_MS = 2_000;
 
@@ -67,9 +70,15 @@ export function createOutboxRelay(deps: {
             },
           });
           try {
+            // The consumers of orders.created continue the PRODUCER span's trace.
+            const headers = natsHeaders();
+            propagator.inject(trace.setSpan(ROOT_CONTEXT, span), headers, {
+              set: (carrier: MsgHdrs, key: string, value: string) => carrier.set(key, value),
+            });
             const ack = await js.publish(subject, event.payload, {
               msgID: event.eventId,
               timeout: PUBLISH_TIMEOUT_MS,
+              headers,
             });
             if (ack.duplicate) duplicates += 1;
             published.push(event.eventId);

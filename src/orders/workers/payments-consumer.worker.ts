@@ -13,14 +13,15 @@
 // finds its payment applied. The consumer's position is JetStream's ack floor, so stop() is the
 // checkpoint: it stops pulling, lets the message in hand finish (commit and ack) and resolves.
 import {
-  context as otelContext,
+  defaultTextMapGetter,
   isSpanContextValid,
-  propagation,
+  ROOT_CONTEXT,
   trace,
   SpanKind,
   SpanStatusCode,
   type Tracer,
 } from '@opentelemetry/api';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { type ConsumerMessages, headers as natsHeaders, type JsMsg } from 'nats';
 import { type Broker, PAYMENTS_CONSUMER, SUBJECTS } from '../../broker/nats-broker';
 import { requestScope } from '../../http/request-scope';
@@ -30,6 +31,8 @@ import type { Database } from '../db/database';
 import { describeDbError } from '../db/db';
 import { applyPayment, type CapturedPayment } from '../data/payment.repository';
 import { isOrderId } from '../domain/order';
+
+const propagator = new W3CTraceContextPropagator();
 
 export type PaymentResult = 'paid' | 'duplicate' | 'retry' | 'dead_lettered';
 
@@ -209,7 +212,8 @@ export function createPaymentsConsumer(deps: {
     for (const [key, values] of message.headers ?? []) {
       if (values[0] !== undefined) carrier[key.toLowerCase()] = values[0];
     }
-    const parent = propagation.extract(otelContext.active(), carrier);
+    // The service registers no global propagator: W3C trace context explicitly, as for HTTP.
+    const parent = propagator.extract(ROOT_CONTEXT, carrier, defaultTextMapGetter);
     const span = tracer.startSpan(
       `process ${message.subject}`,
       {
