@@ -336,6 +336,12 @@ describe('the payments consumer', () => {
     expect(letter.header.get('Ops-Dlq-Reason')).toBe(
       `amount_cents ${order.total + 1} is not the order total ${order.total}`,
     );
+    expect(events('payment.dead_lettered').at(-1)).toMatchObject({
+      level: 'warn',
+      deliveries: 1,
+      dlq_subject: nats.naming.subject('payments.dlq'),
+      reason: `amount_cents ${order.total + 1} is not the order total ${order.total}`,
+    });
     expect(await orderStatus(order.id)).toBe('pending');
   });
 

@@ -41,6 +41,13 @@ it('when no DATABASE_URL is set, then the API runs on PGlite: create, replay, re
     expect(service.lines.find((l) => l.event === 'db.migrations_applied')).toMatchObject({
       count: 5,
     });
+    // No NATS_URL (the default): events stay in the outbox, and the log says so once.
+    expect(service.lines.filter((l) => l.event === 'outbox.relay_disabled')).toEqual([
+      expect.objectContaining({
+        level: 'info',
+        reason: 'NATS_URL is empty: events stay in the outbox (ops_outbox_backlog)',
+      }),
+    ]);
 
     // A second process on the same data directory is refused at startup, not allowed to corrupt it.
     const intruder = spawnService({ script: DRILL_SERVICE, env });
