@@ -187,16 +187,18 @@ describe('methods', () => {
 });
 
 describe('rate limit', () => {
-  it('when a client exceeds RATE_LIMIT_MAX in the window, then 429 RATE_LIMITED with Retry-After and RateLimit headers, and it recovers after the window', async () => {
+  /** The edge on a ready machine, with one route GET /r answering 200. */
+  async function appWithRoute(env: Record<string, string>) {
     const h = await ready();
     const router = Router();
     router.get('/r', (_req, res) => {
       res.json({ ok: true });
     });
-    const { app } = testApp(h.actor, {
-      routers: [router],
-      env: { RATE_LIMIT_MAX: '3', RATE_LIMIT_WINDOW_MS: '1000' },
-    });
+    return testApp(h.actor, { routers: [router], env }).app;
+  }
+
+  it('when a client exceeds RATE_LIMIT_MAX in the window, then 429 RATE_LIMITED with Retry-After and RateLimit headers, and it recovers after the window', async () => {
+    const app = await appWithRoute({ RATE_LIMIT_MAX: '3', RATE_LIMIT_WINDOW_MS: '1000' });
     for (let i = 0; i < 3; i += 1) {
       const ok = await request(app).get('/r');
       expect(ok.status).toBe(200);
@@ -211,15 +213,7 @@ describe('rate limit', () => {
   });
 
   it('when no proxy is trusted, then X-Forwarded-For does not change the client: every request counts against the TCP peer', async () => {
-    const h = await ready();
-    const router = Router();
-    router.get('/r', (_req, res) => {
-      res.json({ ok: true });
-    });
-    const { app } = testApp(h.actor, {
-      routers: [router],
-      env: { RATE_LIMIT_MAX: '2', TRUST_PROXY_HOPS: '0' },
-    });
+    const app = await appWithRoute({ RATE_LIMIT_MAX: '2', TRUST_PROXY_HOPS: '0' });
     const server = app.listen(0, '127.0.0.1');
     try {
       const agent = request(server);
@@ -232,15 +226,7 @@ describe('rate limit', () => {
   });
 
   it('when one proxy hop is trusted, then each forwarded client has its own budget (IPv6 clients by /56)', async () => {
-    const h = await ready();
-    const router = Router();
-    router.get('/r', (_req, res) => {
-      res.json({ ok: true });
-    });
-    const { app } = testApp(h.actor, {
-      routers: [router],
-      env: { RATE_LIMIT_MAX: '1', TRUST_PROXY_HOPS: '1' },
-    });
+    const app = await appWithRoute({ RATE_LIMIT_MAX: '1', TRUST_PROXY_HOPS: '1' });
     const from = (client: string): request.Test =>
       request(app).get('/r').set('X-Forwarded-For', client);
     expect((await from('203.0.113.1')).status).toBe(200);
