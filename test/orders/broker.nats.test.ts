@@ -5,14 +5,14 @@
 // it keeps failing; a broker that is away loses nothing.
 import { randomUUID } from 'node:crypto';
 import type { StoredMsg } from 'nats';
-import { SpanKind, trace } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, trace, TraceFlags } from '@opentelemetry/api';
 import {
   BasicTracerProvider,
   InMemorySpanExporter,
   SimpleSpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
 import { type Broker, createBroker, PAYMENTS_CONSUMER } from '../../src/broker/nats-broker';
-import { currentLogFields } from '../../src/http/request-scope';
+import { currentLogFields, requestScope } from '../../src/http/request-scope';
 import type { Database } from '../../src/orders/db/database';
 import { migrate, readMigrations } from '../../src/orders/db/migrations.runner';
 import { migrationsDir } from '../../src/orders/orders.module';
@@ -154,6 +154,30 @@ describe('the outbox relay', () => {
     expect(first).toMatchObject({ event_type: 'order.created', order: { id: orders[0]?.id } });
     expect(backlog).toBe(0);
     expect(events('outbox.published').at(-1)).toMatchObject({ events: 3, duplicates: 0 });
+  });
+
+  it("when an order is created while serving a request, then its publish span and message continue that request's trace", async () => {
+    const traceId = '0af7651916cd43dd8448eb211c80319c';
+    const serverSpanId = 'b7ad6b7169203331';
+    const context = trace.setSpanContext(ROOT_CONTEXT, {
+      traceId,
+      spanId: serverSpanId,
+      traceFlags: TraceFlags.SAMPLED,
+    });
+    const order = await requestScope.run({ fields: { request_id: 'req-trace' }, context }, () =>
+      createOrder('customer-traced'),
+    );
+    spans.reset();
+    expect(await relay.runOnce()).toBe(1);
+    const producer = spans.getFinishedSpans().find((s) => s.kind === SpanKind.PRODUCER);
+    expect(producer?.spanContext().traceId).toBe(traceId);
+    expect(producer?.parentSpanContext?.spanId).toBe(serverSpanId);
+    const message = (await nats.messages('ORDERS', 'orders.created')).find(
+      (m) => m.json<{ order: { id: string } }>().order.id === order.id,
+    );
+    expect(message?.header.get('traceparent')).toBe(
+      `00-${traceId}-${producer?.spanContext().spanId}-01`,
+    );
   });
 
   it('when an event is published again (a crash between publish and mark), then the broker drops the duplicate', async () => {

@@ -39,6 +39,7 @@ describe.each(backends)('on $name', (backend) => {
           '003_idempotency_keys.sql',
           '004_idempotency_keys_in_order_transaction.sql',
           '005_payments.sql',
+          '006_outbox_trace_parent.sql',
         ]);
         expect(await tables()).toEqual([
           'idempotency_keys',
@@ -51,7 +52,7 @@ describe.each(backends)('on $name', (backend) => {
         const recorded = await database.query<{ version: string; checksum: string }>(
           'SELECT version, checksum FROM schema_migrations ORDER BY version',
         );
-        expect(recorded.map((r) => r.version)).toEqual(['001', '002', '003', '004', '005']);
+        expect(recorded.map((r) => r.version)).toEqual(['001', '002', '003', '004', '005', '006']);
         for (const row of recorded) expect(row.checksum).toMatch(/^[0-9a-f]{64}$/);
       } finally {
         await stack.close();
@@ -64,7 +65,7 @@ describe.each(backends)('on $name', (backend) => {
         await migrate(stack.db, readMigrations(migrationsDir()));
         const again = await migrate(stack.db, readMigrations(migrationsDir()));
         expect(again.applied).toEqual([]);
-        expect(again.total).toBe(5);
+        expect(again.total).toBe(6);
       } finally {
         await stack.close();
       }
@@ -88,11 +89,12 @@ describe.each(backends)('on $name', (backend) => {
             '003_idempotency_keys.sql',
             '004_idempotency_keys_in_order_transaction.sql',
             '005_payments.sql',
+            '006_outbox_trace_parent.sql',
           ]);
           const [{ count }] = (await database.query<{ count: string }>(
             'SELECT count(*) FROM schema_migrations',
           )) as [{ count: string }];
-          expect(Number(count)).toBe(5);
+          expect(Number(count)).toBe(6);
         } finally {
           await Promise.all(stacks.map((stack) => stack.close()));
         }

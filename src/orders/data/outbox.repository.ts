@@ -13,13 +13,16 @@ export interface OutboxEvent {
   readonly eventType: string;
   readonly subject: string;
   readonly payload: unknown;
+  /** W3C traceparent of the request that wrote it, if any. */
+  readonly traceParent?: string | undefined;
 }
 
 const INSERT_EVENT = sql(
   'INSERT',
   'outbox',
-  `INSERT INTO outbox (event_id, aggregate_type, aggregate_id, event_type, subject, payload)
-   VALUES ($1, $2, $3, $4, $5, $6::jsonb)`,
+  `INSERT INTO outbox
+     (event_id, aggregate_type, aggregate_id, event_type, subject, payload, trace_parent)
+   VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)`,
 );
 
 const COUNT_BACKLOG = sql(
@@ -36,6 +39,7 @@ export async function insertEvent(session: Session, event: OutboxEvent): Promise
     event.eventType,
     event.subject,
     JSON.stringify(event.payload),
+    event.traceParent ?? null,
   ]);
 }
 
@@ -50,13 +54,14 @@ export interface PendingEvent {
   /** The payload as stored (JSON text), published as is. */
   readonly payload: string;
   readonly publishAttempts: number;
+  readonly traceParent: string | null;
 }
 
 // Oldest first; rows another relay (a second replica) is publishing right now are skipped.
 const CLAIM_BATCH = sql(
   'SELECT',
   'outbox',
-  `SELECT event_id, subject, payload::text AS payload, publish_attempts
+  `SELECT event_id, subject, payload::text AS payload, publish_attempts, trace_parent
      FROM outbox
     WHERE published_at IS NULL
     ORDER BY created_at
@@ -87,12 +92,14 @@ export async function claimPending(session: Session, limit: number): Promise<Pen
     subject: string;
     payload: string;
     publish_attempts: number;
+    trace_parent: string | null;
   }>(CLAIM_BATCH, [limit]);
   return rows.map((row) => ({
     eventId: row.event_id,
     subject: row.subject,
     payload: row.payload,
     publishAttempts: row.publish_attempts,
+    traceParent: row.trace_parent,
   }));
 }
 

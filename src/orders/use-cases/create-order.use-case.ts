@@ -4,7 +4,9 @@
 // never yield two orders nor stay held, and runbook/orders.md for what on-call sees.
 import { randomUUID } from 'node:crypto';
 import { AppError } from '../../errors/catalogue';
+import { currentScope } from '../../http/request-scope';
 import type { Logger } from '../../telemetry/logger';
+import { traceparentOf } from '../../telemetry/trace-context';
 import type { Database } from '../db/database';
 import {
   type IdempotencyRecord,
@@ -139,6 +141,7 @@ export function createOrderUseCase(deps: CreateOrderDeps): CreateOrder {
               occurred_at: order.created_at,
               order: orderJson(order),
             },
+            traceParent: traceparentOf(currentScope()?.context),
           });
           return true;
         },

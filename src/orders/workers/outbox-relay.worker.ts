@@ -6,19 +6,18 @@
 // failure stops the batch (order kept), is recorded on the event (publish_attempts, last_error)
 // and retried at the next interval. Without a broker the events wait, counted by the backlog.
 // stop() lets the current batch finish (its marks commit) and resolves.
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Tracer } from '@opentelemetry/api';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
-import { type MsgHdrs, headers as natsHeaders } from 'nats';
+import { SpanKind, SpanStatusCode, trace, type Tracer } from '@opentelemetry/api';
+import { headers as natsHeaders } from 'nats';
 import type { Broker } from '../../broker/nats-broker';
 import type { Worker } from '../../runtime/runtime';
 import type { Logger } from '../../telemetry/logger';
+import { contextOf, traceparentOf } from '../../telemetry/trace-context';
 import type { Database } from '../db/database';
 import { describeDbError } from '../db/db';
 import { claimPending, countBacklog, markFailed, markPublished } from '../data/outbox.repository';
 import { periodic } from './periodic';
 
 export const RELAY_BATCH = 100;
-const propagator = new W3CTraceContextPropagator();
 // A publish that gets no acknowledgement from the stream in this time counts as failed.
 const PUBLISH_TIMEOUT_MS = 2_000;
 
@@ -60,21 +59,26 @@ export function createOutboxRelay(deps: {
         let failure: BatchResult['failure'];
         for (const event of events) {
           const subject = broker.naming.subject(event.subject);
-          const span = tracer.startSpan(`publish ${subject}`, {
-            kind: SpanKind.PRODUCER,
-            attributes: {
-              'messaging.system': 'nats',
-              'messaging.operation.type': 'send',
-              'messaging.destination.name': subject,
-              'messaging.message.id': event.eventId,
+          // A child of the request that wrote the event, when it was written in one.
+          const parent = contextOf(event.traceParent);
+          const span = tracer.startSpan(
+            `publish ${subject}`,
+            {
+              kind: SpanKind.PRODUCER,
+              attributes: {
+                'messaging.system': 'nats',
+                'messaging.operation.type': 'send',
+                'messaging.destination.name': subject,
+                'messaging.message.id': event.eventId,
+              },
             },
-          });
+            parent,
+          );
           try {
             // The consumers of orders.created continue the PRODUCER span's trace.
             const headers = natsHeaders();
-            propagator.inject(trace.setSpan(ROOT_CONTEXT, span), headers, {
-              set: (carrier: MsgHdrs, key: string, value: string) => carrier.set(key, value),
-            });
+            const traceparent = traceparentOf(trace.setSpan(parent, span));
+            if (traceparent !== undefined) headers.set('traceparent', traceparent);
             const ack = await js.publish(subject, event.payload, {
               msgID: event.eventId,
               timeout: PUBLISH_TIMEOUT_MS,

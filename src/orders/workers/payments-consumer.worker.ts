@@ -13,26 +13,22 @@
 // finds its payment applied. The consumer's position is JetStream's ack floor, so stop() is the
 // checkpoint: it stops pulling, lets the message in hand finish (commit and ack) and resolves.
 import {
-  defaultTextMapGetter,
   isSpanContextValid,
-  ROOT_CONTEXT,
   trace,
   SpanKind,
   SpanStatusCode,
   type Tracer,
 } from '@opentelemetry/api';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { type ConsumerMessages, headers as natsHeaders, type JsMsg } from 'nats';
 import { type Broker, PAYMENTS_CONSUMER, SUBJECTS } from '../../broker/nats-broker';
 import { requestScope } from '../../http/request-scope';
 import type { Worker } from '../../runtime/runtime';
 import type { Logger } from '../../telemetry/logger';
+import { contextOf } from '../../telemetry/trace-context';
 import type { Database } from '../db/database';
 import { describeDbError } from '../db/db';
 import { applyPayment, type CapturedPayment } from '../data/payment.repository';
 import { isOrderId } from '../domain/order';
-
-const propagator = new W3CTraceContextPropagator();
 
 export type PaymentResult = 'paid' | 'duplicate' | 'retry' | 'dead_lettered';
 
@@ -208,12 +204,8 @@ export function createPaymentsConsumer(deps: {
    * lines carry `request_id` (the message id, else stream:sequence), `trace_id` and `span_id`.
    */
   function traced(message: JsMsg): Promise<PaymentResult> {
-    const carrier: Record<string, string> = {};
-    for (const [key, values] of message.headers ?? []) {
-      if (values[0] !== undefined) carrier[key.toLowerCase()] = values[0];
-    }
-    // The service registers no global propagator: W3C trace context explicitly, as for HTTP.
-    const parent = propagator.extract(ROOT_CONTEXT, carrier, defaultTextMapGetter);
+    // The publisher's W3C trace context, when it sent one.
+    const parent = contextOf(message.headers?.get('traceparent') || undefined);
     const span = tracer.startSpan(
       `process ${message.subject}`,
       {
