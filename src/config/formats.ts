@@ -60,6 +60,16 @@ export function registerFormats(): void {
     ),
     'positive-int': integer(1, 1_000_000, 'a whole number from 1 to 1000000'),
     'non-negative-int': integer(0, 1_000_000, 'a whole number from 0 to 1000000'),
+    boolean: {
+      validate(value: unknown) {
+        assertThat(typeof value === 'boolean', 'expected true or false');
+      },
+      coerce(value: unknown) {
+        if (value === 'true') return true;
+        if (value === 'false') return false;
+        return value;
+      },
+    },
     ratio: {
       validate(value: unknown) {
         assertThat(

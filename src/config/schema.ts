@@ -62,6 +62,7 @@ export interface AppConfig {
     statementTimeoutMs: number;
     lockTimeoutMs: number;
     idleInTransactionTimeoutMs: number;
+    preparedStatements: boolean;
     healthIntervalMs: number;
   };
   orders: {
@@ -298,6 +299,12 @@ export const schema: convict.Schema<AppConfig> = {
       format: 'duration-ms',
       default: 10_000,
       env: 'DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS',
+    },
+    preparedStatements: {
+      doc: 'Run statements as named prepared statements (parsed and planned once per connection). Turn off behind a pooler that cannot keep them, such as PgBouncer in transaction mode before 1.21.',
+      format: 'boolean',
+      default: true,
+      env: 'DATABASE_PREPARED_STATEMENTS',
     },
     healthIntervalMs: {
       doc: 'How often the database is pinged (on a connection of its own, so a busy pool never fails the check); two failed pings in a row make readiness 503 degraded, one good ping brings it back.',

@@ -66,6 +66,7 @@ async function openDb(config: Readonly<AppConfig>, logger: Logger): Promise<Db> 
         statementTimeoutMs: database.statementTimeoutMs,
         lockTimeoutMs: database.lockTimeoutMs,
         idleInTransactionTimeoutMs: database.idleInTransactionTimeoutMs,
+        preparedStatements: database.preparedStatements,
         // Closing runs inside the flush budget: leave most of it to telemetry.
         closeTimeoutMs: Math.max(100, Math.floor(shutdown.flushTimeoutMs / 3)),
       },

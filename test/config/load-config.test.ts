@@ -220,6 +220,12 @@ describe('invalid configuration: one clear line per problem', () => {
     ]);
   });
 
+  it('when DATABASE_PREPARED_STATEMENTS is not true or false, then that is invalid (a typo is not read as true)', () => {
+    expect(problemLines({ DATABASE_PREPARED_STATEMENTS: 'flase' })).toEqual([
+      'database.preparedStatements = "flase" (from env DATABASE_PREPARED_STATEMENTS): expected true or false',
+    ]);
+  });
+
   it('when NATS_SUBJECT_PREFIX is not one subject token, then that is invalid', () => {
     expect(problemLines({ NATS_SUBJECT_PREFIX: 'a.b' })).toEqual([
       'nats.subjectPrefix = "a.b" (from env NATS_SUBJECT_PREFIX): expected empty, or 1-32 letters, digits, "_" or "-" (one subject token)',

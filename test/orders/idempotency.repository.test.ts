@@ -392,5 +392,24 @@ describe('on postgres only', () => {
       );
       expect(rows[0]).toEqual({ statement: '5s', lock: '2s', idle: '10s' });
     });
+
+    /** The statements prepared on the connection after running one with a parameter. */
+    async function preparedAfterOneQuery(target: DatabaseStack): Promise<string[]> {
+      const { rows } = await target.db.transaction(async (tx) => {
+        await tx.query('SELECT $1::int AS one', [1]);
+        return tx.query<{ statement: string }>('SELECT statement FROM pg_prepared_statements');
+      });
+      return rows.map((row) => row.statement);
+    }
+
+    it('when a statement has parameters, then it runs as a named prepared statement; with DATABASE_PREPARED_STATEMENTS=false it does not', async () => {
+      expect(await preparedAfterOneQuery(stack)).toContain('SELECT $1::int AS one');
+      const unprepared = databaseStack(testDb.url, 1, undefined, { preparedStatements: false });
+      try {
+        expect(await preparedAfterOneQuery(unprepared)).toEqual([]);
+      } finally {
+        await unprepared.close();
+      }
+    });
   });
 });
