@@ -74,7 +74,8 @@ export function createDatabase(
   ): Promise<QueryResult<R>> {
     // Only the statements of a request are traced, as children of its server span. Background
     // work (the key purge, health trials) would otherwise start a parentless trace every few
-    // seconds; its outcome is in its log lines and metrics.
+    // seconds; its outcome is in its log lines and metrics. A parent that is not recorded (not
+    // sampled) would not record its children either: none is made.
     if (parent === undefined) return execute();
     const span = tracer.startSpan(
       `${statement.operation} ${statement.collection}`,
@@ -140,7 +141,7 @@ export function createDatabase(
     run(work, options) {
       const refusal = refused();
       if (refusal !== undefined) return Promise.reject(refusal);
-      const parent = currentScope()?.context;
+      const parent = recordedOnly(currentScope()?.context);
       return policy.call((signal) => {
         const target = opened();
         return work(
@@ -151,7 +152,7 @@ export function createDatabase(
     transaction(name, work, options) {
       const refusal = refused();
       if (refusal !== undefined) return Promise.reject(refusal);
-      const scope = currentScope()?.context;
+      const scope = recordedOnly(currentScope()?.context);
       return policy.call((signal) => {
         const target = opened();
         if (scope === undefined) {
@@ -186,6 +187,16 @@ export function createDatabase(
       }, withSignal(options));
     },
   };
+}
+
+/**
+ * The request's context when its span is recorded. Under parent-based sampling the children of an
+ * unrecorded span are not recorded either, so making them would only cost CPU on every statement.
+ */
+function recordedOnly(context: Context | undefined): Context | undefined {
+  return context !== undefined && trace.getSpan(context)?.isRecording() === true
+    ? context
+    : undefined;
 }
 
 function errorName(error: unknown): string {
