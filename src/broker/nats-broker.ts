@@ -38,7 +38,6 @@ export interface BrokerOptions {
   /** NATS_URL: one or more servers, comma separated. */
   readonly servers: string;
   readonly subjectPrefix: string;
-  readonly paymentsMaxDeliver: number;
   readonly paymentsAckWaitMs: number;
   readonly logger: Logger;
   /** Up when connected with its streams in place; down with the reason otherwise. */

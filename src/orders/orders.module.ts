@@ -139,7 +139,6 @@ export function ordersModule(context: ModuleContext): RuntimeModule {
       : createBroker({
           servers: config.nats.url,
           subjectPrefix: config.nats.subjectPrefix,
-          paymentsMaxDeliver: config.nats.paymentsMaxDeliver,
           paymentsAckWaitMs: config.nats.paymentsAckWaitMs,
           logger,
           onAvailability: (up, reason) => context.reportDependency(BROKER, up, reason),

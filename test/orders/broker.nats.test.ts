@@ -48,7 +48,6 @@ function newBroker(servers: string, logger = log.logger): Broker {
   return createBroker({
     servers,
     subjectPrefix: nats.prefix,
-    paymentsMaxDeliver: MAX_DELIVER,
     paymentsAckWaitMs: 5_000,
     logger,
     onAvailability: () => undefined,

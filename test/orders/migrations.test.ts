@@ -17,6 +17,16 @@ async function tables(): Promise<string[]> {
   return rows.map((row) => row.table_name);
 }
 
+/** The files in migrations/, in the order they apply: the list a new migration must extend. */
+const MIGRATION_FILES = [
+  '001_orders.sql',
+  '002_outbox.sql',
+  '003_idempotency_keys.sql',
+  '004_idempotency_keys_in_order_transaction.sql',
+  '005_payments.sql',
+  '006_outbox_trace_parent.sql',
+];
+
 describe.each(backends)('on $name', (backend) => {
   beforeAll(async () => {
     database = await backend.open();
@@ -33,14 +43,7 @@ describe.each(backends)('on $name', (backend) => {
       const stack = database.stack();
       try {
         const report = await migrate(stack.db, readMigrations(migrationsDir()));
-        expect(report.applied).toEqual([
-          '001_orders.sql',
-          '002_outbox.sql',
-          '003_idempotency_keys.sql',
-          '004_idempotency_keys_in_order_transaction.sql',
-          '005_payments.sql',
-          '006_outbox_trace_parent.sql',
-        ]);
+        expect(report.applied).toEqual(MIGRATION_FILES);
         expect(await tables()).toEqual([
           'idempotency_keys',
           'order_items',
@@ -65,7 +68,7 @@ describe.each(backends)('on $name', (backend) => {
         await migrate(stack.db, readMigrations(migrationsDir()));
         const again = await migrate(stack.db, readMigrations(migrationsDir()));
         expect(again.applied).toEqual([]);
-        expect(again.total).toBe(6);
+        expect(again.total).toBe(MIGRATION_FILES.length);
       } finally {
         await stack.close();
       }
@@ -83,18 +86,11 @@ describe.each(backends)('on $name', (backend) => {
             stacks.map((stack) => migrate(stack.db, readMigrations(migrationsDir()))),
           );
           const applied = reports.flatMap((report) => report.applied);
-          expect(applied.sort()).toEqual([
-            '001_orders.sql',
-            '002_outbox.sql',
-            '003_idempotency_keys.sql',
-            '004_idempotency_keys_in_order_transaction.sql',
-            '005_payments.sql',
-            '006_outbox_trace_parent.sql',
-          ]);
+          expect(applied.sort()).toEqual(MIGRATION_FILES);
           const [{ count }] = (await database.query<{ count: string }>(
             'SELECT count(*) FROM schema_migrations',
           )) as [{ count: string }];
-          expect(Number(count)).toBe(6);
+          expect(Number(count)).toBe(MIGRATION_FILES.length);
         } finally {
           await Promise.all(stacks.map((stack) => stack.close()));
         }
