@@ -5,9 +5,13 @@
 //   DATABASE_URL        the bench database, migrations/*.sql already applied by the orchestrator
 //   BENCH_POOL_MAX      the service's default DATABASE_POOL_MAX (read from its config)
 //   BENCH_RETENTION_MS  the service's default IDEMPOTENCY_RETENTION_MS (the key's expires_at)
-// One transaction per request: the order, its items (one statement, the service's SQL), the
-// outbox event `order.created` and the idempotency record, inserted completed with the response to
-// replay, as the service leaves it. Answers 201, Location and the order JSON (contract section 6).
+//   BENCH_SERVICE_PROTOCOL  "1" for scenario (g): the database protocol the service uses (named
+//                       prepared statements, pg's pipeline mode with BEGIN and the four inserts
+//                       sent together, then COMMIT); otherwise pg's defaults, one statement per
+//                       round trip, unnamed
+// One transaction per request: the order (created_at set here, as the service sets it), its items
+// (one statement, the service's SQL), the outbox event `order.created` and the idempotency record,
+// inserted completed with the response to replay, as the service leaves it. Answers 201, Location and the order JSON (contract section 6).
 // Every key is new in the bench: a reused key fails the primary key (500), there is no replay.
 import { createHash, randomUUID } from 'node:crypto';
 import express, { type Request, type Response } from 'express';
@@ -26,8 +30,8 @@ interface Body {
   readonly items: readonly Item[];
 }
 
-const INSERT_ORDER = `INSERT INTO orders (id, customer_id, currency, total_cents, status, idempotency_key)
-  VALUES ($1, $2, $3, $4, 'pending', $5) RETURNING created_at`;
+const INSERT_ORDER = `INSERT INTO orders (id, customer_id, currency, total_cents, status, idempotency_key, created_at)
+  VALUES ($1, $2, $3, $4, 'pending', $5, $6)`;
 const INSERT_ITEMS = `INSERT INTO order_items (order_id, line_no, sku, quantity, unit_price_cents)
   SELECT $1, line.position, line.item->>'sku', (line.item->>'quantity')::integer,
          (line.item->>'unit_price_cents')::bigint
@@ -46,7 +50,18 @@ function positiveInt(name: string): number {
 
 const poolMax = positiveInt('BENCH_POOL_MAX');
 const retentionMs = positiveInt('BENCH_RETENTION_MS');
-const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: poolMax });
+const serviceProtocol = process.env.BENCH_SERVICE_PROTOCOL === '1';
+const poolConfig: pg.PoolConfig & { pipeline?: boolean } = {
+  connectionString: process.env.DATABASE_URL,
+  max: poolMax,
+  pipeline: serviceProtocol,
+};
+const pool = new pg.Pool(poolConfig);
+
+/** pg's default (unnamed: parsed and planned on every call), or named and prepared once per connection. */
+function statement(name: string, text: string, values: unknown[]): pg.QueryConfig {
+  return serviceProtocol ? { name, text, values } : { text, values };
+}
 // An idle connection that breaks would otherwise be an uncaught exception.
 pool.on('error', () => undefined);
 
@@ -90,41 +105,49 @@ async function createOrder(req: Request, res: Response): Promise<void> {
   const fingerprint = createHash('sha256').update(JSON.stringify(req.body)).digest('hex');
   const location = `/v1/orders/${id}`;
 
-  const client = await pool.connect();
-  let json: string;
-  try {
-    await client.query('BEGIN');
-    const { rows } = await client.query<{ created_at: Date }>(INSERT_ORDER, [
+  const order = {
+    id,
+    customer_id: body.customer_id,
+    currency: body.currency,
+    items,
+    total_cents: total,
+    status: 'pending',
+    created_at: new Date().toISOString(),
+  };
+  const json = JSON.stringify(order);
+  const inserts = [
+    statement('order', INSERT_ORDER, [
       id,
       body.customer_id,
       body.currency,
       total,
       key,
-    ]);
-    await client.query(INSERT_ITEMS, [id, JSON.stringify(items)]);
-    const order = {
-      id,
-      customer_id: body.customer_id,
-      currency: body.currency,
-      items,
-      total_cents: total,
-      status: 'pending',
-      created_at: (rows[0]?.created_at ?? new Date()).toISOString(),
-    };
-    json = JSON.stringify(order);
-    await client.query(INSERT_EVENT, [
+      order.created_at,
+    ]),
+    statement('items', INSERT_ITEMS, [id, JSON.stringify(items)]),
+    statement('event', INSERT_EVENT, [
       randomUUID(),
       id,
       JSON.stringify({ event_type: 'order.created', occurred_at: order.created_at, order }),
-    ]);
-    await client.query(INSERT_KEY, [
+    ]),
+    statement('key', INSERT_KEY, [
       key,
       fingerprint,
       id,
       JSON.stringify({ Location: location }),
       json,
       retentionMs,
-    ]);
+    ]),
+  ];
+
+  const client = await pool.connect();
+  try {
+    if (serviceProtocol) {
+      await Promise.all([client.query('BEGIN'), ...inserts.map((insert) => client.query(insert))]);
+    } else {
+      await client.query('BEGIN');
+      for (const insert of inserts) await client.query(insert);
+    }
     await client.query('COMMIT');
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);

@@ -10,11 +10,13 @@
 // Then a second table, POST /v1/orders on PostgreSQL (a database of its own, dropped at the end):
 //   (e) ops-service with the orders module (bench-service.js --orders), no OTLP endpoint
 //   (f) minimal Express 5 + pg.Pool doing the same inserts in one transaction (minimal-orders.ts)
-// and its goal: (e) req/s >= 85% of (f) req/s.
+//   (g) opt-in reference: (f) on (e)'s database protocol (named prepared statements, pipelined)
+// in BENCH_ORDER_ROUNDS rounds (scenario order alternating), and its goal: (e)'s median req/s >=
+// 85% of (f)'s.
 // Knobs (environment): BENCH_REQUESTS (20000), BENCH_WARMUP (2000), BENCH_SCENARIOS ("abcdef"),
 // BENCH_ROUTES (e.g. "/bench/noop"; all by default), BENCH_SERVER_NODE_OPTIONS (extra node flags
 // for the server children, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"), BENCH_ORDER_REQUESTS
-// (3000), BENCH_ORDER_WARMUP (300), BENCH_DATABASE_ADMIN_URL
+// (3000), BENCH_ORDER_WARMUP (300), BENCH_ORDER_ROUNDS (3), BENCH_DATABASE_ADMIN_URL
 // (postgres://postgres@127.0.0.1:5432/test: where the bench database is created and dropped).
 import { type ChildProcess, fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -41,7 +43,7 @@ const CONCURRENCY = 50;
 const START_TIMEOUT_MS = 20_000;
 const LOAD_TIMEOUT_MS = 90_000;
 const STOP_TIMEOUT_MS = 8_000;
-const TOTAL_TIMEOUT_MS = 300_000;
+const TOTAL_TIMEOUT_MS = 420_000;
 /** After the warm-up and after the load: the batch span processor exports every 1000 ms. */
 const SETTLE_EXPORTING_MS = 1_500;
 const SETTLE_MS = 100;
@@ -49,6 +51,8 @@ const HEALTH_PATH = '/health';
 const ORDER_REQUESTS = intFromEnv('BENCH_ORDER_REQUESTS', 3_000);
 const ORDER_WARMUP = intFromEnv('BENCH_ORDER_WARMUP', 300);
 const ORDER_CONCURRENCY = 16;
+/** Rounds of the orders scenarios, in alternating order (e f, f e, e f...); medians are reported. */
+const ORDER_ROUNDS = intFromEnv('BENCH_ORDER_ROUNDS', 3);
 const ADMIN_URL = process.env.BENCH_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 /** CREATE/DROP DATABASE, emptying it, migrations, counting rows. */
 const DB_TIMEOUT_MS = 20_000;
@@ -115,17 +119,26 @@ const SCENARIOS: readonly Scenario[] = [
   },
 ];
 
-type OrdersScenarioId = 'e' | 'f';
+type OrdersScenarioId = 'e' | 'f' | 'g';
 
 interface OrdersScenario {
   readonly id: OrdersScenarioId;
   readonly label: string;
   readonly entry: 'bench-service.js' | 'minimal-orders.js';
+  /** (g): the minimal handler on the service's database protocol (prepared, pipelined). */
+  readonly serviceProtocol?: boolean;
 }
 
 const ORDERS_SCENARIOS: readonly OrdersScenario[] = [
   { id: 'e', label: '(e) ops-service + orders module', entry: 'bench-service.js' },
   { id: 'f', label: '(f) minimal Express 5 + pg.Pool', entry: 'minimal-orders.js' },
+  {
+    // A reference, opt-in (not in the default set): (f) on the service's database protocol.
+    id: 'g',
+    label: '(g) minimal, prepared + pipelined',
+    entry: 'minimal-orders.js',
+    serviceProtocol: true,
+  },
 ];
 
 /** What one load run measured: the server's CPU per request, throughput, latency, RSS. */
@@ -139,6 +152,8 @@ interface Measured {
 
 interface OrdersRow extends Measured {
   readonly scenario: OrdersScenario;
+  /** Req/s of each round, in round order (the row's figures are the medians over them). */
+  readonly rounds: readonly number[];
 }
 
 interface Row {
@@ -502,6 +517,7 @@ function ordersServerSpec(scenario: OrdersScenario, database: BenchDatabase): Se
       DATABASE_URL: database.url,
       BENCH_POOL_MAX: String(defaults.poolMax),
       BENCH_RETENTION_MS: String(defaults.retentionMs),
+      ...(scenario.serviceProtocol === true ? { BENCH_SERVICE_PROTOCOL: '1' } : {}),
     },
     waitReady: false,
   };
@@ -557,16 +573,17 @@ function smokeOrder(port: number, key: string): Promise<string | undefined> {
   });
 }
 
+/** One round of one scenario: an empty database, a fresh server, the load, the rows checked. */
 async function runOrdersScenario(
   scenario: OrdersScenario,
   database: BenchDatabase,
   problems: string[],
-): Promise<{ row: OrdersRow; notes: string[] }> {
+): Promise<{ measured: Measured; notes: string[] }> {
   const notes: string[] = [];
-  // Both start from an empty database: (e)'s startup check applies the migrations, (f)'s tables
-  // are made here from the same files.
+  // Every run starts from an empty database: (e)'s startup check applies the migrations, the
+  // minimal handler's tables are made here from the same files.
   await within(database.reset(), DB_TIMEOUT_MS, 'emptying the bench database');
-  if (scenario.id === 'f') {
+  if (scenario.entry === 'minimal-orders.js') {
     await within(
       database.applyMigrations(path.join(packageRoot(), 'migrations')),
       DB_TIMEOUT_MS,
@@ -590,7 +607,7 @@ async function runOrdersScenario(
       post: { body: JSON.stringify(ORDER_BODY), keyPrefix },
     });
     checkStatuses(`${scenario.label} POST ${ORDERS_PATH}`, result, 201, problems);
-    const row: OrdersRow = { scenario, ...measuredOf(result) };
+    const measured = measuredOf(result);
     await stopServer(server);
     if (scenario.entry === 'bench-service.js') {
       notes.push(
@@ -616,36 +633,67 @@ async function runOrdersScenario(
     ) {
       problems.push(`${scenario.label}: rows in the database differ from the requests sent`);
     }
-    return { row, notes };
+    return { measured, notes };
   } finally {
     if (server !== undefined) await stopServer(server);
   }
 }
 
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  if (sorted.length === 0) return Number.NaN;
+  return sorted.length % 2 === 1
+    ? (sorted[middle] ?? Number.NaN)
+    : ((sorted[middle - 1] ?? Number.NaN) + (sorted[middle] ?? Number.NaN)) / 2;
+}
+
+/** A scenario's row: the median of each column over its rounds. */
+function ordersRowOf(scenario: OrdersScenario, runs: readonly Measured[]): OrdersRow {
+  const of = (pick: (run: Measured) => number): number => median(runs.map(pick));
+  return {
+    scenario,
+    rounds: runs.map((run) => run.requestsPerSecond),
+    cpuMicrosPerRequest: of((run) => run.cpuMicrosPerRequest),
+    requestsPerSecond: of((run) => run.requestsPerSecond),
+    p50Ms: of((run) => run.p50Ms),
+    p99Ms: of((run) => run.p99Ms),
+    rssMb: of((run) => run.rssMb),
+  };
+}
+
 let activeDatabase: BenchDatabase | undefined;
 
+/**
+ * ORDER_ROUNDS rounds; each runs every scenario once, in the listed order in odd rounds and the
+ * reverse in even ones, so a slow drift of the machine (other work, PostgreSQL's caches, vacuum)
+ * does not favour the scenario that always runs first.
+ */
 async function runOrders(
   scenarios: readonly OrdersScenario[],
   notes: string[],
   problems: string[],
 ): Promise<OrdersRow[]> {
-  const rows: OrdersRow[] = [];
   let database: BenchDatabase;
   try {
     database = await within(createBenchDatabase(ADMIN_URL), DB_TIMEOUT_MS, 'CREATE DATABASE');
   } catch (error) {
     problems.push(`orders: no bench database: ${errorText(error)}`);
-    return rows;
+    return [];
   }
   activeDatabase = database;
+  const runs = new Map<OrdersScenarioId, Measured[]>(scenarios.map((s) => [s.id, []]));
   try {
-    for (const scenario of scenarios) {
-      try {
-        const outcome = await runOrdersScenario(scenario, database, problems);
-        rows.push(outcome.row);
-        notes.push(...outcome.notes);
-      } catch (error) {
-        problems.push(`${scenario.label}: ${errorText(error)}`.trim());
+    for (let round = 1; round <= ORDER_ROUNDS; round += 1) {
+      const order = round % 2 === 1 ? scenarios : [...scenarios].reverse();
+      for (const scenario of order) {
+        try {
+          const outcome = await runOrdersScenario(scenario, database, problems);
+          runs.get(scenario.id)?.push(outcome.measured);
+          notes.push(...outcome.notes.map((note) => `round ${round}, ${note}`));
+        } catch (error) {
+          problems.push(`round ${round}, ${scenario.label}: ${errorText(error)}`.trim());
+        }
       }
     }
   } finally {
@@ -657,7 +705,10 @@ async function runOrders(
     }
     activeDatabase = undefined;
   }
-  return rows;
+  return scenarios.flatMap((scenario) => {
+    const measured = runs.get(scenario.id) ?? [];
+    return measured.length === 0 ? [] : [ordersRowOf(scenario, measured)];
+  });
 }
 
 function errorText(error: unknown): string {
@@ -721,6 +772,7 @@ function ordersTable(rows: readonly OrdersRow[], minimal: number | undefined): s
     'CPU µs/req',
     'throughput vs minimal',
     'RSS MB',
+    'req/s per round',
   ];
   const lines = rows.map((row) => [
     row.scenario.label,
@@ -731,25 +783,48 @@ function ordersTable(rows: readonly OrdersRow[], minimal: number | undefined): s
     fixed(row.cpuMicrosPerRequest, 0),
     minimal === undefined ? 'n/a' : fixed(row.requestsPerSecond / minimal, 2),
     fixed(row.rssMb, 1),
+    row.rounds.map((value) => fixed(value, 0)).join(' '),
   ]);
   return markdownTable(header, lines);
+}
+
+/** (e)'s req/s over another row's, round by round (both ran in each round, back to back). */
+function roundRatios(service: OrdersRow, other: OrdersRow): number[] {
+  const count = Math.min(service.rounds.length, other.rounds.length);
+  return Array.from(
+    { length: count },
+    (_, i) => (service.rounds[i] ?? Number.NaN) / (other.rounds[i] ?? Number.NaN),
+  );
 }
 
 function ordersGoal(rows: readonly OrdersRow[]): string[] {
   const service = rows.find((r) => r.scenario.id === 'e');
   const minimal = rows.find((r) => r.scenario.id === 'f');
   const goal = `(e) throughput >= ${(THROUGHPUT_GOAL * 100).toFixed(0)}% of (f)'s`;
-  const out = [`Goal, req/s of POST ${ORDERS_PATH} against (f):`];
+  const out = [`Goal, median req/s of POST ${ORDERS_PATH} against (f):`];
   if (service === undefined || minimal === undefined) {
     out.push(`- ${goal}: not measured`);
     return out;
   }
   const ratio = service.requestsPerSecond / minimal.requestsPerSecond;
+  const perRound = roundRatios(service, minimal);
+  const held = perRound.filter((value) => value >= THROUGHPUT_GOAL).length;
   out.push(
     `- ${goal}: ${(ratio * 100).toFixed(0)}% ` +
       `(${fixed(service.requestsPerSecond, 0)} vs ${fixed(minimal.requestsPerSecond, 0)} req/s) -> ` +
       (ratio >= THROUGHPUT_GOAL ? 'HOLDS' : 'MISSED'),
+    `- (e)/(f) round by round: ${perRound.map((value) => fixed(value, 2)).join(', ')} ` +
+      `(${held} of ${perRound.length} rounds at or above ${THROUGHPUT_GOAL.toFixed(2)})`,
   );
+  const prepared = rows.find((r) => r.scenario.id === 'g');
+  if (prepared !== undefined) {
+    out.push(
+      `- reference, (e) against (g): ${fixed(service.requestsPerSecond / prepared.requestsPerSecond, 2)} ` +
+        `(round by round: ${roundRatios(service, prepared)
+          .map((value) => fixed(value, 2))
+          .join(', ')})`,
+    );
+  }
   return out;
 }
 
@@ -785,8 +860,9 @@ async function main(): Promise<number> {
   );
   if (ordersScenarios.length > 0) {
     console.log(
-      `orders: ${ORDER_REQUESTS} POST ${ORDERS_PATH} per row after ${ORDER_WARMUP} warm-up, ` +
-        `${ORDER_CONCURRENCY} keep-alive connections, a unique Idempotency-Key each`,
+      `orders: ${ORDER_ROUNDS} rounds (scenario order alternating), each ${ORDER_REQUESTS} ` +
+        `POST ${ORDERS_PATH} per scenario after ${ORDER_WARMUP} warm-up, ${ORDER_CONCURRENCY} ` +
+        `keep-alive connections, a unique Idempotency-Key each; figures are medians over rounds`,
     );
   }
   console.log('');

@@ -63,6 +63,7 @@ export interface AppConfig {
     lockTimeoutMs: number;
     idleInTransactionTimeoutMs: number;
     preparedStatements: boolean;
+    pipeline: boolean;
     healthIntervalMs: number;
   };
   orders: {
@@ -305,6 +306,12 @@ export const schema: convict.Schema<AppConfig> = {
       format: 'boolean',
       default: true,
       env: 'DATABASE_PREPARED_STATEMENTS',
+    },
+    pipeline: {
+      doc: "Send a transaction's statements together, without waiting for each answer (pg's pipeline mode): an order is two round trips to PostgreSQL instead of six. Turn off only if a proxy between the service and PostgreSQL mishandles pipelined messages.",
+      format: 'boolean',
+      default: true,
+      env: 'DATABASE_PIPELINE',
     },
     healthIntervalMs: {
       doc: 'How often the database is pinged (on a connection of its own, so a busy pool never fails the check); two failed pings in a row make readiness 503 degraded, one good ping brings it back.',

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { TAGS } from '../../machines/lifecycle.machine';
 import type { ErrorCode } from '../errors/catalogue';
-import type { RequestTracker, TrackedRequest } from '../runtime/request-tracker';
+import { type RequestTracker, signalOf, type TrackedRequest } from '../runtime/request-tracker';
 import type { LifecycleView } from '../runtime/lifecycle-view';
 import type { Reply } from './problem-reply';
 
@@ -23,6 +23,19 @@ export interface RequestLocals {
 export function requestIdOf(req: Request): string {
   const incoming = req.headers[REQUEST_ID_HEADER];
   return typeof incoming === 'string' && VALID_REQUEST_ID.test(incoming) ? incoming : randomUUID();
+}
+
+/**
+ * The AbortSignal of a request on the main listener: it fires when the request's deadline
+ * (HANDLER_TIMEOUT_MS) passes, at the drain deadline, or when the connection closes before the
+ * answer was sent. Handlers pass it to their dependency calls, which stop their work on it.
+ */
+export function requestSignal(res: Response): AbortSignal {
+  const { tracked } = res.locals as Partial<RequestLocals>;
+  if (tracked === undefined) {
+    throw new Error('requestSignal: the response is not tracked (route mounted before drainGate)');
+  }
+  return signalOf(tracked);
 }
 
 /** First on the main listener: every response carries X-Request-Id (kept if valid, else new). */

@@ -67,6 +67,7 @@ async function openDb(config: Readonly<AppConfig>, logger: Logger): Promise<Db> 
         lockTimeoutMs: database.lockTimeoutMs,
         idleInTransactionTimeoutMs: database.idleInTransactionTimeoutMs,
         preparedStatements: database.preparedStatements,
+        pipeline: database.pipeline,
         // Closing runs inside the flush budget: leave most of it to telemetry.
         closeTimeoutMs: Math.max(100, Math.floor(shutdown.flushTimeoutMs / 3)),
       },
@@ -179,7 +180,6 @@ export function ordersModule(context: ModuleContext): RuntimeModule {
           onCreated: relay === undefined ? undefined : () => relay.wake(),
         }),
         getOrder: getOrderUseCase({ database }),
-        requestTimeoutMs: config.http.handlerTimeoutMs,
       }),
     ],
     startupChecks: [

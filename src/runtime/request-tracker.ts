@@ -1,5 +1,6 @@
-// Counts the requests in flight and holds each one's AbortSignal, which fires at the drain
-// deadline. The lifecycle machine hears about it only through events (IN_FLIGHT_ZERO).
+// Counts the requests in flight and holds each one's AbortSignal, which fires when its own
+// deadline passes, at the drain deadline, or when its connection closes before the answer was
+// sent. The lifecycle machine hears about it only through events (IN_FLIGHT_ZERO).
 
 import type { ServerResponse } from 'node:http';
 
@@ -29,14 +30,18 @@ export class RequestTracker {
   end(request: TrackedRequest): void {
     if (!this.active.delete(request)) return;
     if (request.deadline !== undefined) clearTimeout(request.deadline);
+    // Ended without the whole answer sent: the client went away (or the drain closed its socket).
+    // Work still running for it stops.
+    if (request.controller !== undefined && !request.response.writableFinished) {
+      request.controller.abort(new Error('the connection closed before the answer'));
+    }
     const count = this.active.size;
     for (const listener of this.listeners) listener(count);
   }
 
   /** The request's AbortSignal, made on first use so requests that never ask pay nothing. */
   signalOf(request: TrackedRequest): AbortSignal {
-    request.controller ??= new AbortController();
-    return request.controller.signal;
+    return signalOf(request);
   }
 
   /** Aborts one request's work (its own deadline passed). */
@@ -67,4 +72,10 @@ export class RequestTracker {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
+}
+
+/** The tracked request's AbortSignal (see RequestTracker.signalOf). */
+export function signalOf(request: TrackedRequest): AbortSignal {
+  request.controller ??= new AbortController();
+  return request.controller.signal;
 }

@@ -220,10 +220,21 @@ describe('invalid configuration: one clear line per problem', () => {
     ]);
   });
 
-  it('when DATABASE_PREPARED_STATEMENTS is not true or false, then that is invalid (a typo is not read as true)', () => {
-    expect(problemLines({ DATABASE_PREPARED_STATEMENTS: 'flase' })).toEqual([
-      'database.preparedStatements = "flase" (from env DATABASE_PREPARED_STATEMENTS): expected true or false',
-    ]);
+  it.each([
+    ['DATABASE_PREPARED_STATEMENTS', 'database.preparedStatements'],
+    ['DATABASE_PIPELINE', 'database.pipeline'],
+  ])(
+    'when %s is not true or false, then that is invalid (a typo is not read as true)',
+    (env, key) => {
+      expect(problemLines({ [env]: 'flase' })).toEqual([
+        `${key} = "flase" (from env ${env}): expected true or false`,
+      ]);
+    },
+  );
+
+  it('when DATABASE_PIPELINE=false, then the database config says so (it is on by default)', () => {
+    expect(loaded().config.database.pipeline).toBe(true);
+    expect(loaded({ DATABASE_PIPELINE: 'false' }).config.database.pipeline).toBe(false);
   });
 
   it('when NATS_SUBJECT_PREFIX is not one subject token, then that is invalid', () => {

@@ -1,4 +1,6 @@
 // The edge policies and the error catalogue, through the real app (supertest).
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Router } from 'express';
 import request from 'supertest';
 import {
@@ -8,7 +10,7 @@ import {
   type ErrorCode,
   ValidationError,
 } from '../../src/errors/catalogue';
-import type { RequestLocals } from '../../src/http/request-context.middleware';
+import { type RequestLocals, requestSignal } from '../../src/http/request-context.middleware';
 import { harness, toReady, type Harness } from '../helpers/lifecycle-harness';
 import { testApp } from '../helpers/test-app';
 
@@ -286,6 +288,45 @@ describe('load shedding', () => {
 });
 
 describe('request deadline', () => {
+  it('when the client goes away before the answer, then the request signal fires with the reason', async () => {
+    const h = await ready();
+    let signal: AbortSignal | undefined;
+    const router = Router();
+    router.get('/slow', (_req, res) => {
+      signal = requestSignal(res);
+    });
+    const { app, tracker } = testApp(h.actor, { routers: [router] });
+    const server = app.listen(0, '127.0.0.1');
+    try {
+      await new Promise((resolve) => server.once('listening', resolve));
+      const { port } = server.address() as AddressInfo;
+      const client = http.get({ host: '127.0.0.1', port, path: '/slow' });
+      client.on('error', () => undefined);
+      while (signal === undefined) await new Promise((resolve) => setImmediate(resolve));
+      expect(signal.aborted).toBe(false);
+      client.destroy();
+      while (tracker.inFlight > 0) await new Promise((resolve) => setTimeout(resolve, 5));
+      expect(signal.aborted).toBe(true);
+      expect((signal.reason as Error).message).toBe('the connection closed before the answer');
+    } finally {
+      server.close();
+    }
+  });
+
+  it('when the answer is sent, then the request signal never fires', async () => {
+    const h = await ready();
+    let signal: AbortSignal | undefined;
+    const router = Router();
+    router.get('/quick', (_req, res) => {
+      signal = requestSignal(res);
+      res.json({ ok: true });
+    });
+    const { app, tracker } = testApp(h.actor, { routers: [router] });
+    expect((await request(app).get('/quick')).status).toBe(200);
+    expect(tracker.inFlight).toBe(0);
+    expect(signal?.aborted).toBe(false);
+  });
+
   it('when a handler outlives REQUEST_TIMEOUT_MS, then its AbortSignal fires and the client gets 503 REQUEST_TIMEOUT', async () => {
     const h = await ready();
     let abortedWith: unknown;

@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { holdKey } from './support/hold-key';
+import { startTcpProxy } from './support/tcp-proxy';
 import {
   insertKey,
   LOCK_NOT_AVAILABLE,
@@ -401,6 +402,78 @@ describe('on postgres only', () => {
       });
       return rows.map((row) => row.statement);
     }
+
+    /**
+     * The writes the service makes to PostgreSQL for one transaction of three statements given
+     * at once, counted by a proxy in front of the database (after a first run that connects and
+     * prepares them).
+     */
+    async function writesForOneTransaction(pipeline: boolean): Promise<number> {
+      const target = new URL(testDb.url);
+      const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port) });
+      const viaProxy = new URL(testDb.url);
+      viaProxy.port = String(proxy.port);
+      const proxied = databaseStack(viaProxy.toString(), 1, undefined, { pipeline });
+      const transaction = () =>
+        proxied.db.transaction((tx) =>
+          Promise.all([
+            tx.query('SELECT $1::int AS n', [1]),
+            tx.query('SELECT $1::int + 1 AS n', [1]),
+            tx.query('SELECT $1::int + 2 AS n', [1]),
+          ]),
+        );
+      try {
+        await transaction();
+        const before = proxy.clientChunks();
+        const results = await transaction();
+        expect(results.map((result) => result.rows[0])).toEqual([{ n: 1 }, { n: 2 }, { n: 3 }]);
+        return proxy.clientChunks() - before;
+      } finally {
+        await proxied.close();
+        await proxy.close();
+      }
+    }
+
+    it('when pipelined (DATABASE_PIPELINE, the default), then BEGIN and the statements go out in one write and COMMIT in a second; without it, one round trip each', async () => {
+      expect(await writesForOneTransaction(true)).toBe(2);
+      expect(await writesForOneTransaction(false)).toBe(5);
+    });
+
+    it.each([true, false])(
+      'when a statement given with others fails (pipeline %s), then the caller gets its error and nothing of the transaction commits',
+      async (pipeline) => {
+        const target = databaseStack(testDb.url, 1, undefined, { pipeline });
+        const key = `pipeline-${String(pipeline)}-${randomUUID()}`;
+        try {
+          const failing = target.db.transaction(async (tx) => {
+            const [first, second, third] = await Promise.allSettled([
+              tx.query(
+                `INSERT INTO idempotency_keys
+                   (key, fingerprint, order_id, response_status, response_headers, response_body, expires_at)
+                 VALUES ($1, 'f', $2, 201, '{}', '{}', now())`,
+                [key, randomUUID()],
+              ),
+              tx.query('SELECT 1 / $1::int AS boom', [0]),
+              tx.query('SELECT $1::int AS after', [1]),
+            ]);
+            expect(first.status).toBe('fulfilled');
+            // The statement after the failure runs in the aborted transaction.
+            expect(third).toMatchObject({ status: 'rejected', reason: { code: '25P02' } });
+            if (second.status === 'rejected') throw second.reason;
+          });
+          await expect(failing).rejects.toMatchObject({ code: '22012' });
+          const { rows } = await target.db.query(
+            'SELECT key FROM idempotency_keys WHERE key = $1',
+            [key],
+          );
+          expect(rows).toEqual([]);
+          // The connection is clean for the next caller.
+          expect((await target.db.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
+        } finally {
+          await target.close();
+        }
+      },
+    );
 
     it('when a statement has parameters, then it runs as a named prepared statement; with DATABASE_PREPARED_STATEMENTS=false it does not', async () => {
       expect(await preparedAfterOneQuery(stack)).toContain('SELECT $1::int AS one');

@@ -6,6 +6,7 @@
 //   INSERT order, items, outbox event
 //   COMMIT
 //
+// (On PostgreSQL everything before COMMIT goes out in one write: db/pg.adapter.ts, pipelining.)
 // The unique index on `key` does the rest. While the first request's transaction is open, its
 // key row is uncommitted: a second request with the same key waits on it (lock_timeout,
 // DATABASE_LOCK_TIMEOUT_MS) and then either finds it committed (replay, or 422 for another body)

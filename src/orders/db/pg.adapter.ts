@@ -1,6 +1,11 @@
 // PostgreSQL through a pg Pool. Every call checks out its own client so that an aborted call (its
 // request's deadline, the policy's attempt timeout) can discard that connection: PostgreSQL then
 // rolls back whatever transaction was open on it, and the pool opens a fresh one.
+//
+// With pipelining (DATABASE_PIPELINE, the default) a transaction's BEGIN and the statements its
+// work gives before awaiting any of them leave in one write, and PostgreSQL answers them in
+// order; COMMIT or ROLLBACK follows once they are all answered. Without it, each statement waits
+// for the previous one's answer.
 import pg from 'pg';
 import type { Logger } from '../../telemetry/logger';
 import {
@@ -24,6 +29,8 @@ export interface PgOptions {
   readonly idleInTransactionTimeoutMs: number;
   /** Named prepared statements for statements with parameters (DATABASE_PREPARED_STATEMENTS). */
   readonly preparedStatements?: boolean;
+  /** Statements of a transaction sent without waiting for each answer (DATABASE_PIPELINE). */
+  readonly pipeline?: boolean;
   /** How long close() waits for checked-out connections before it stops waiting. */
   readonly closeTimeoutMs: number;
 }
@@ -49,7 +56,7 @@ export function targetOf(url: string): string {
 }
 
 function poolOf(options: PgOptions, max: number, logger: Logger, role: string): pg.Pool {
-  const pool = new pg.Pool({
+  const config: pg.PoolConfig & { pipeline?: boolean } = {
     connectionString: options.url,
     max,
     connectionTimeoutMillis: options.connectTimeoutMs,
@@ -62,7 +69,11 @@ function poolOf(options: PgOptions, max: number, logger: Logger, role: string): 
     keepAlive: true,
     application_name: 'ops-service',
     types,
-  });
+    // pg's pipeline mode (8.23): queries given to a client before the previous one answered go
+    // out at once, each with its own Sync, and are answered in order.
+    pipeline: options.pipeline ?? true,
+  };
+  const pool = new pg.Pool(config);
   // An idle connection that breaks (the server restarted, the network was cut) is reported here;
   // without a listener the pool would throw it as an uncaught exception.
   pool.on('error', (error) => {
@@ -86,6 +97,17 @@ function checkout(pool: pg.Pool, signal: AbortSignal | undefined): Promise<pg.Po
   if (signal.aborted) late();
   else signal.addEventListener('abort', late, { once: true });
   return untilAborted(connecting, signal).finally(() => signal.removeEventListener('abort', late));
+}
+
+/** The client's socket (pg keeps it as `connection.stream`), for cork/uncork and destroy. */
+function socketOf(
+  client: pg.PoolClient,
+): { cork(): void; uncork(): void; destroy(): void } | undefined {
+  return (
+    client as unknown as {
+      connection?: { stream?: { cork(): void; uncork(): void; destroy(): void } };
+    }
+  ).connection?.stream;
 }
 
 /** Destroys the socket now: `release(error)` alone ends it politely, which a cut network never acknowledges. */
@@ -158,16 +180,28 @@ function preparedName(text: string): string | undefined {
   return name;
 }
 
-function sessionOf(client: pg.PoolClient, prepared: boolean): DbSession {
+function sessionOf(client: pg.PoolClient, prepared: boolean, pipelined: boolean): DbSession {
+  const send = async <R extends Row>(
+    text: string,
+    params: readonly unknown[],
+  ): Promise<QueryResult<R>> => {
+    const name = !prepared || params.length === 0 ? undefined : preparedName(text);
+    const result = await client.query<R>(
+      name === undefined
+        ? { text, values: params as unknown[] }
+        : { name, text, values: params as unknown[] },
+    );
+    return { rows: result.rows, rowCount: result.rowCount ?? result.rows.length };
+  };
+  // Without pipelining, a statement given before the previous one answered waits for it here
+  // (pg itself would queue it, with a deprecation warning).
+  let previous: Promise<unknown> = Promise.resolve();
   return {
-    async query<R extends Row>(text: string, params: readonly unknown[] = []) {
-      const name = !prepared || params.length === 0 ? undefined : preparedName(text);
-      const result = await client.query<R>(
-        name === undefined
-          ? { text, values: params as unknown[] }
-          : { name, text, values: params as unknown[] },
-      );
-      return { rows: result.rows, rowCount: result.rowCount ?? result.rows.length };
+    query<R extends Row>(text: string, params: readonly unknown[] = []) {
+      if (pipelined) return send<R>(text, params);
+      const next = previous.then(() => send<R>(text, params));
+      previous = next.catch(() => undefined);
+      return next;
     },
     async exec(script: string) {
       // No parameters: the simple query protocol, which runs several statements.
@@ -178,6 +212,7 @@ function sessionOf(client: pg.PoolClient, prepared: boolean): DbSession {
 
 export function createPgDb(options: PgOptions, logger: Logger): Db {
   const prepared = options.preparedStatements ?? true;
+  const pipelined = options.pipeline ?? true;
   const pool = poolOf(options, options.poolMax, logger, 'main');
   // The health check has a connection of its own: a pool busy with requests must not read as a
   // database that is down (readiness would flap exactly when the service is loaded).
@@ -194,15 +229,33 @@ export function createPgDb(options: PgOptions, logger: Logger): Db {
     target: targetOf(options.url),
     query<R extends Row>(text: string, params: readonly unknown[] = [], signal?: AbortSignal) {
       return withClient(pool, signal, (client) =>
-        sessionOf(client, prepared).query<R>(text, params),
+        sessionOf(client, prepared, pipelined).query<R>(text, params),
       );
     },
     transaction<T>(work: (tx: DbSession) => Promise<T>, signal?: AbortSignal) {
       return withClient(pool, signal, async (client, markBroken) => {
-        await client.query('BEGIN');
         let result: T;
         try {
-          result = await work(sessionOf(client, prepared));
+          if (pipelined) {
+            // BEGIN goes out with the transaction's first statements, not a round trip ahead.
+            // Both settle before anything else is sent: no statement of `work` may run after
+            // the ROLLBACK below.
+            const stream = socketOf(client);
+            stream?.cork();
+            let pending: [Promise<unknown>, Promise<T>];
+            try {
+              pending = [client.query('BEGIN'), work(sessionOf(client, prepared, true))];
+            } finally {
+              stream?.uncork();
+            }
+            const [begun, done] = await Promise.allSettled(pending);
+            if (begun.status === 'rejected') throw begun.reason;
+            if (done.status === 'rejected') throw done.reason;
+            result = done.value;
+          } else {
+            await client.query('BEGIN');
+            result = await work(sessionOf(client, prepared, false));
+          }
         } catch (error) {
           // If ROLLBACK itself fails the connection is broken: it is discarded, and PostgreSQL
           // rolls back when the connection goes. The caller sees the original error.

@@ -23,16 +23,24 @@ interface PgliteQueryable {
 }
 
 function sessionOf(target: PgliteQueryable): DbSession {
+  const send = async <R extends Row>(
+    text: string,
+    params: readonly unknown[],
+  ): Promise<QueryResult<R>> => {
+    const result = await target.query<R>(text, [...params]);
+    return {
+      rows: normaliseRows(result.rows),
+      rowCount: result.affectedRows ?? result.rows.length,
+    };
+  };
+  // PGlite runs one statement at a time: a statement given before the previous one answered
+  // waits for it here, so they run in the order given.
+  let previous: Promise<unknown> = Promise.resolve();
   return {
-    async query<R extends Row>(
-      text: string,
-      params: readonly unknown[] = [],
-    ): Promise<QueryResult<R>> {
-      const result = await target.query<R>(text, [...params]);
-      return {
-        rows: normaliseRows(result.rows),
-        rowCount: result.affectedRows ?? result.rows.length,
-      };
+    query<R extends Row>(text: string, params: readonly unknown[] = []) {
+      const next = previous.then(() => send<R>(text, params));
+      previous = next.catch(() => undefined);
+      return next;
     },
     async exec(script: string) {
       await target.exec(script);

@@ -3,18 +3,16 @@
 // problem+json.
 import { type Request, type Response, Router } from 'express';
 import { ValidationError } from '../../errors/catalogue';
+import { requestSignal } from '../../http/request-context.middleware';
 import { validateOrderInput } from '../domain/order-input.validation';
 import type { StoredResponse } from '../data/idempotency.repository';
 import type { CreateOrder } from '../use-cases/create-order.use-case';
 import type { GetOrder } from '../use-cases/get-order.use-case';
 import { parseIdempotencyKey } from './idempotency-key.header';
-import { requestSignal } from './request-signal';
 
 export interface OrdersRoutesDeps {
   readonly createOrder: CreateOrder;
   readonly getOrder: GetOrder;
-  /** REQUEST_TIMEOUT_MS: the deadline of each request's database work. */
-  readonly requestTimeoutMs: number;
 }
 
 function send(res: Response, response: StoredResponse, replayed: boolean): void {
@@ -37,13 +35,13 @@ export function ordersRouter(deps: OrdersRoutesDeps): Router {
     const result = await deps.createOrder({
       idempotencyKey: key.key,
       input,
-      signal: requestSignal(res, deps.requestTimeoutMs),
+      signal: requestSignal(res),
     });
     send(res, result.response, result.replayed);
   });
 
   router.get('/v1/orders/:id', async (req: Request<{ id: string }>, res: Response) => {
-    const order = await deps.getOrder(req.params.id, requestSignal(res, deps.requestTimeoutMs));
+    const order = await deps.getOrder(req.params.id, requestSignal(res));
     if (res.headersSent) return;
     res.status(200).json(order);
   });

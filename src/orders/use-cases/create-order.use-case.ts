@@ -113,36 +113,41 @@ export function createOrderUseCase(deps: CreateOrderDeps): CreateOrder {
       .transaction(
         'create order',
         async (session) => {
-          let ours: boolean;
-          try {
-            ours = await insertKey(session, {
+          // All three go out together (one round trip with pipelining; see db/pg.adapter.ts).
+          // The order and its event are written even when the key turns out to be taken: the
+          // transaction then rolls back, so they never commit without their key.
+          const [keyed, ordered, announced] = await Promise.allSettled([
+            insertKey(session, {
               key,
               fingerprint,
               orderId: order.id,
               response,
               retentionMs: deps.retentionMs,
-            });
-          } catch (error) {
+            }),
+            insertOrder(session, newOrder),
+            insertEvent(session, {
+              eventId: randomUUID(),
+              aggregateType: 'order',
+              aggregateId: order.id,
+              eventType: ORDER_CREATED.eventType,
+              subject: ORDER_CREATED.subject,
+              payload: {
+                event_type: ORDER_CREATED.eventType,
+                occurred_at: order.created_at,
+                order: orderJson(order),
+              },
+              traceParent: traceparentOf(currentScope()?.context),
+            }),
+          ]);
+          if (keyed.status === 'rejected') {
             // Another request with this key is still running: an answer now, not a failure of
             // the database (the breaker does not count it, the policy does not retry it).
-            if (isLockTimeout(error)) throw inProgress(error);
-            throw error;
+            if (isLockTimeout(keyed.reason)) throw inProgress(keyed.reason);
+            throw keyed.reason;
           }
-          if (!ours) throw new KeyTaken();
-          await insertOrder(session, newOrder);
-          await insertEvent(session, {
-            eventId: randomUUID(),
-            aggregateType: 'order',
-            aggregateId: order.id,
-            eventType: ORDER_CREATED.eventType,
-            subject: ORDER_CREATED.subject,
-            payload: {
-              event_type: ORDER_CREATED.eventType,
-              occurred_at: order.created_at,
-              order: orderJson(order),
-            },
-            traceParent: traceparentOf(currentScope()?.context),
-          });
+          if (!keyed.value) throw new KeyTaken();
+          if (ordered.status === 'rejected') throw ordered.reason;
+          if (announced.status === 'rejected') throw announced.reason;
           return true;
         },
         { signal: command.signal, retry: true },

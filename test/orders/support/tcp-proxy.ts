@@ -3,10 +3,13 @@
 //   stall() connections stay open but no byte is forwarded, and new ones are accepted and never
 //           answered (a network black hole: only timeouts notice it).
 // restore() ends the outage: stalled connections are dropped and forwarding resumes.
+// clientChunks() counts the chunks read from clients: on loopback, one per write the client made
+// while nothing else of its was in flight (how a test sees round trips).
 import net from 'node:net';
 
 export interface TcpProxy {
   readonly port: number;
+  clientChunks(): number;
   cut(): Promise<void>;
   stall(): void;
   restore(): Promise<void>;
@@ -21,6 +24,7 @@ interface Pair {
 export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
   const pairs = new Set<Pair>();
   let stalled = false;
+  let chunks = 0;
 
   const forward = (pair: Pair): void => {
     const upstream = net.connect(target);
@@ -40,6 +44,9 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     const pair: Pair = { client };
     pairs.add(pair);
     client.on('error', () => undefined);
+    client.on('data', () => {
+      chunks += 1;
+    });
     client.once('close', () => destroy(pair));
     // Stalled: accepted, then silence.
     if (!stalled) forward(pair);
@@ -67,6 +74,7 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
 
   return {
     port,
+    clientChunks: () => chunks,
     cut: stop,
     stall() {
       stalled = true;
