@@ -2,7 +2,11 @@
 // integer cents, the request fingerprint and the Idempotency-Key header.
 import { AppError, type FieldError, ValidationError } from '../../src/errors/catalogue';
 import { ACTIVE_CURRENCIES } from '../../src/orders/domain/currencies';
-import { canonicalJson, fingerprintOf } from '../../src/orders/domain/fingerprint';
+import {
+  canonicalJson,
+  fingerprintOf,
+  orderFingerprint,
+} from '../../src/orders/domain/fingerprint';
 import { isOrderId, totalCents } from '../../src/orders/domain/order';
 import { validateOrderInput } from '../../src/orders/domain/order-input.validation';
 import { parseIdempotencyKey } from '../../src/orders/http/idempotency-key.header';
@@ -179,6 +183,28 @@ describe('the total in integer cents', () => {
 });
 
 describe('the request fingerprint', () => {
+  it.each([
+    ['the example order', VALID],
+    [
+      'strings that JSON escapes, unicode and several items',
+      {
+        customer_id: 'c "quoted" \\ back\nslash é 😀',
+        currency: 'JPY',
+        items: [
+          { sku: 'Ü-1\t', quantity: 1000, unit_price_cents: 0 },
+          { sku: '</script>', quantity: 1, unit_price_cents: Number.MAX_SAFE_INTEGER },
+        ],
+      },
+    ],
+  ])(
+    'when a validated order is fingerprinted directly (%s), then it is the generic fingerprint of the same body',
+    (_case, body) => {
+      const input = validateOrderInput(body);
+      expect(orderFingerprint(input)).toBe(fingerprintOf(body));
+      expect(orderFingerprint(input)).toBe(fingerprintOf(input));
+    },
+  );
+
   it('when the same body comes with members in another order or other spacing, then the fingerprint is the same', () => {
     const reordered = JSON.parse(
       '{ "items": [ {"unit_price_cents":1999, "quantity":2, "sku":"SKU-1"} ], "currency":"EUR", "customer_id":"customer-42" }',

@@ -14,8 +14,8 @@ import {
   describeDbError,
   type QueryResult,
   type Row,
+  abortReason,
   toSafeNumber,
-  untilAborted,
 } from './db';
 
 export interface PgOptions {
@@ -87,18 +87,6 @@ function poolOf(options: PgOptions, max: number, logger: Logger, role: string): 
   return pool;
 }
 
-function checkout(pool: pg.Pool, signal: AbortSignal | undefined): Promise<pg.PoolClient> {
-  const connecting = pool.connect();
-  if (signal === undefined) return connecting;
-  // A connection that arrives after the caller gave up goes straight back to the pool.
-  const late = (): void => {
-    connecting.then((client) => client.release()).catch(() => undefined);
-  };
-  if (signal.aborted) late();
-  else signal.addEventListener('abort', late, { once: true });
-  return untilAborted(connecting, signal).finally(() => signal.removeEventListener('abort', late));
-}
-
 /** The client's socket (pg keeps it as `connection.stream`), for cork/uncork and destroy. */
 function socketOf(
   client: pg.PoolClient,
@@ -113,50 +101,86 @@ function socketOf(
 /** Destroys the socket now: `release(error)` alone ends it politely, which a cut network never acknowledges. */
 function discard(client: pg.PoolClient, reason: Error): void {
   client.release(reason);
-  (
-    client as unknown as { connection?: { stream?: { destroy(): void } } }
-  ).connection?.stream?.destroy();
+  socketOf(client)?.destroy();
 }
 
-async function withClient<T>(
+/**
+ * Checks out a client, runs `work` on it and releases it, with one abort listener for the whole
+ * call. An abort rejects at once: a client still being connected goes back to the pool when it
+ * arrives, one in use is discarded (PostgreSQL rolls back what was open on it).
+ */
+function withClient<T>(
   pool: pg.Pool,
   signal: AbortSignal | undefined,
   work: (client: pg.PoolClient, markBroken: (error: Error) => void) => Promise<T>,
 ): Promise<T> {
-  const client = await checkout(pool, signal);
-  // While checked out, the pool does not listen for this client's errors: a socket error with no
-  // listener would crash the process. The failing query rejects on its own.
-  let broken: Error | undefined;
-  const onError = (error: Error): void => {
-    broken = error;
-  };
-  client.on('error', onError);
-  const markBroken = (error: Error): void => {
-    broken ??= error;
-  };
-  let released = false;
-  const onAbort = (): void => {
-    if (released) return;
-    released = true;
-    discard(client, new Error('database call aborted'));
-  };
-  signal?.addEventListener('abort', onAbort, { once: true });
-  try {
-    return await untilAborted(work(client, markBroken), signal);
-  } catch (error) {
-    // A statement error (SQLSTATE) leaves the connection usable; anything else may not have.
-    if (!isStatementError(error))
-      broken ??= error instanceof Error ? error : new Error(String(error));
-    throw error;
-  } finally {
-    signal?.removeEventListener('abort', onAbort);
-    if (!released) {
+  if (signal?.aborted === true) return Promise.reject(abortReason(signal));
+  return new Promise<T>((resolve, reject) => {
+    let client: pg.PoolClient | undefined;
+    /** The caller has its answer; whatever comes later only cleans up. */
+    let answered = false;
+    let released = false;
+    let broken: Error | undefined;
+    // While checked out, the pool does not listen for this client's errors: a socket error with
+    // no listener would crash the process. The failing query rejects on its own.
+    const onError = (error: Error): void => {
+      broken = error;
+    };
+    const release = (reason?: Error): void => {
+      if (client === undefined || released) return;
       released = true;
       client.removeListener('error', onError);
-      if (broken === undefined) client.release();
-      else discard(client, broken);
-    }
-  }
+      const cause = reason ?? broken;
+      if (cause === undefined) client.release();
+      else discard(client, cause);
+    };
+    const onAbort = (): void => {
+      if (answered || signal === undefined) return;
+      answered = true;
+      reject(abortReason(signal));
+      release(new Error('database call aborted'));
+    };
+    const answer = (settle: () => void): void => {
+      if (answered) return;
+      answered = true;
+      signal?.removeEventListener('abort', onAbort);
+      release();
+      settle();
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    pool.connect().then(
+      (checkedOut) => {
+        if (answered) {
+          // The caller gave up while this connection was being made: straight back to the pool.
+          checkedOut.release();
+          return;
+        }
+        client = checkedOut;
+        checkedOut.on('error', onError);
+        const markBroken = (error: Error): void => {
+          broken ??= error;
+        };
+        let running: Promise<T>;
+        try {
+          running = work(checkedOut, markBroken);
+        } catch (error) {
+          running = Promise.reject(error instanceof Error ? error : new Error(String(error)));
+        }
+        running.then(
+          (value) => answer(() => resolve(value)),
+          (error: unknown) => {
+            const failure = error instanceof Error ? error : new Error(String(error));
+            // A statement error (SQLSTATE) leaves the connection usable; anything else may not.
+            if (!isStatementError(error)) broken ??= failure;
+            answer(() => reject(failure));
+          },
+        );
+      },
+      (error: unknown) => {
+        answer(() => reject(error instanceof Error ? error : new Error(String(error))));
+      },
+    );
+  });
 }
 
 function isStatementError(error: unknown): boolean {

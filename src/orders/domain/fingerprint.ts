@@ -2,6 +2,7 @@
 // (members sorted at every level, no whitespace), so the same order sent with its members in
 // another order or other spacing is the same request, and any changed value is another one.
 import { createHash } from 'node:crypto';
+import type { OrderInput } from './order';
 
 export function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
@@ -17,4 +18,19 @@ export function canonicalJson(value: unknown): string {
 
 export function fingerprintOf(body: unknown): string {
   return createHash('sha256').update(canonicalJson(body)).digest('hex');
+}
+
+/**
+ * fingerprintOf for a validated order, without walking and sorting a generic value: its members
+ * are known, so the canonical JSON is written in sorted order directly (the same bytes, so keys
+ * stored by either function match).
+ */
+export function orderFingerprint(input: OrderInput): string {
+  let json = `{"currency":${JSON.stringify(input.currency)},"customer_id":${JSON.stringify(input.customer_id)},"items":[`;
+  input.items.forEach((item, index) => {
+    if (index > 0) json += ',';
+    json += `{"quantity":${JSON.stringify(item.quantity)},"sku":${JSON.stringify(item.sku)},"unit_price_cents":${JSON.stringify(item.unit_price_cents)}}`;
+  });
+  json += ']}';
+  return createHash('sha256').update(json).digest('hex');
 }

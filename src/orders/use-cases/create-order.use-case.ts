@@ -17,7 +17,7 @@ import {
 } from '../data/idempotency.repository';
 import { insertOrder, orderOf } from '../data/order.repository';
 import { insertEvent } from '../data/outbox.repository';
-import { fingerprintOf } from '../domain/fingerprint';
+import { orderFingerprint } from '../domain/fingerprint';
 import { type Order, type OrderInput, orderJson, orderLocation, totalCents } from '../domain/order';
 
 export interface CreateOrderDeps {
@@ -93,7 +93,7 @@ export function createOrderUseCase(deps: CreateOrderDeps): CreateOrder {
 
   return async function createOrder(command) {
     const key = command.idempotencyKey;
-    const fingerprint = fingerprintOf(command.input);
+    const fingerprint = orderFingerprint(command.input);
     const total = totalCents(command.input.items);
     if (total === undefined)
       throw new Error('validation let through an order total above the safe range');
