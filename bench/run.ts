@@ -15,8 +15,9 @@
 // 85% of (f)'s.
 // Knobs (environment): BENCH_REQUESTS (20000), BENCH_WARMUP (2000), BENCH_SCENARIOS ("abcdef"),
 // BENCH_ROUTES (e.g. "/bench/noop"; all by default), BENCH_SERVER_NODE_OPTIONS (extra node flags
-// for the server children, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"), BENCH_ORDER_REQUESTS
-// (3000), BENCH_ORDER_WARMUP (300), BENCH_ORDER_ROUNDS (3), BENCH_DATABASE_ADMIN_URL
+// for the server children, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"), BENCH_SERVICE_ENV (extra
+// "NAME=value" settings for the ops-service servers, e.g. "LOG_LEVEL=warn"), BENCH_ORDER_REQUESTS
+// (3000), BENCH_ORDER_WARMUP (300), BENCH_ORDER_ROUNDS (5), BENCH_DATABASE_ADMIN_URL
 // (postgres://postgres@127.0.0.1:5432/test: where the bench database is created and dropped).
 import { type ChildProcess, fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -52,7 +53,7 @@ const ORDER_REQUESTS = intFromEnv('BENCH_ORDER_REQUESTS', 3_000);
 const ORDER_WARMUP = intFromEnv('BENCH_ORDER_WARMUP', 300);
 const ORDER_CONCURRENCY = 16;
 /** Rounds of the orders scenarios, in alternating order (e f, f e, e f...); medians are reported. */
-const ORDER_ROUNDS = intFromEnv('BENCH_ORDER_ROUNDS', 3);
+const ORDER_ROUNDS = intFromEnv('BENCH_ORDER_ROUNDS', 5);
 const ADMIN_URL = process.env.BENCH_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 /** CREATE/DROP DATABASE, emptying it, migrations, counting rows. */
 const DB_TIMEOUT_MS = 20_000;
@@ -260,7 +261,21 @@ function serverEnv(
   };
   if (endpoint !== undefined) env.OTEL_EXPORTER_OTLP_ENDPOINT = endpoint;
   if (scenario.samplerArg !== undefined) env.OTEL_TRACES_SAMPLER_ARG = scenario.samplerArg;
-  return env;
+  return { ...env, ...serviceEnvOverrides() };
+}
+
+/**
+ * BENCH_SERVICE_ENV: "NAME=value NAME=value" added to every ops-service server's environment, to
+ * measure what one setting costs (LOG_LEVEL=warn: the access log; OTEL_TRACES_SAMPLER_ARG=0: spans).
+ */
+function serviceEnvOverrides(): Record<string, string> {
+  const overrides: Record<string, string> = {};
+  for (const pair of (process.env.BENCH_SERVICE_ENV ?? '').split(/\s+/).filter(Boolean)) {
+    const at = pair.indexOf('=');
+    if (at < 1) throw new Error(`BENCH_SERVICE_ENV: "${pair}" is not NAME=value`);
+    overrides[pair.slice(0, at)] = pair.slice(at + 1);
+  }
+  return overrides;
 }
 
 function serverExecArgv(): string[] {
