@@ -264,15 +264,19 @@ export function createPgDb(options: PgOptions, logger: Logger): Db {
             // BEGIN goes out with the transaction's first statements, not a round trip ahead.
             // Both settle before anything else is sent: no statement of `work` may run after
             // the ROLLBACK below.
+            // Corked, they leave in one write.
             const stream = socketOf(client);
             stream?.cork();
-            let pending: [Promise<unknown>, Promise<T>];
+            const beginning = client.query('BEGIN');
+            let working: Promise<T>;
             try {
-              pending = [client.query('BEGIN'), work(sessionOf(client, prepared, true))];
+              working = work(sessionOf(client, prepared, true));
+            } catch (error) {
+              working = Promise.reject(error instanceof Error ? error : new Error(String(error)));
             } finally {
               stream?.uncork();
             }
-            const [begun, done] = await Promise.allSettled(pending);
+            const [begun, done] = await Promise.allSettled([beginning, working]);
             if (begun.status === 'rejected') throw begun.reason;
             if (done.status === 'rejected') throw done.reason;
             result = done.value;

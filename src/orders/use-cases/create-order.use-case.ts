@@ -108,7 +108,7 @@ export function createOrderUseCase(deps: CreateOrderDeps): CreateOrder {
     const response = responseOf(order);
 
     // Safe to retry as a whole: a repeat after an unseen COMMIT finds the key taken (by this
-    // very order) and inserts nothing.
+    // very order) and rolls back what it wrote beside it.
     const created = await database
       .transaction(
         'create order',
