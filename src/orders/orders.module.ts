@@ -20,7 +20,7 @@ import { createDatabaseHealth } from './db/database-health';
 import { databaseStartupCheck } from './db/database.startup-check';
 import type { Db } from './db/db';
 import { createPgDb } from './db/pg.adapter';
-import { isRetryableDbError } from './db/retryable-error';
+import { isDatabaseFailure, isRetryableDbError } from './db/retryable-error';
 import { ordersRouter } from './http/orders.routes';
 import { createOrderUseCase } from './use-cases/create-order.use-case';
 import { getOrderUseCase } from './use-cases/get-order.use-case';
@@ -47,6 +47,7 @@ export function databasePolicyOptions(config: Readonly<AppConfig>): DependencyPo
     concurrency: config.database.poolMax,
     queue: config.database.poolMax * 20,
     isRetryable: isRetryableDbError,
+    isFailure: isDatabaseFailure,
   };
 }
 

@@ -3,6 +3,13 @@
 // never past the request's own deadline) -> circuit breaker -> per-attempt timeout. Built on
 // cockatiel. Breaker transitions are logged, exported as metrics and, for an essential
 // dependency, reported so the lifecycle machine (and so readiness) tells the truth.
+//
+// Only the dependency's own failures count against the breaker: it unreachable, too slow, or
+// failing on its side (`isFailure`; attempt timeouts always). A caller's data that the dependency
+// refuses (a NUL in text, a constraint) is the caller's problem: counting it let five bad orders
+// open the breaker for every client (issue #11). Such an error is passed on as it is (the error
+// mapper answers 500 INTERNAL and logs it: validation should have refused it). A caller that went
+// away mid-call (its signal aborted) does not count either.
 import {
   BrokenCircuitError,
   BulkheadRejectedError,
@@ -18,6 +25,7 @@ import {
   TimeoutStrategy,
   wrap,
 } from 'cockatiel';
+import { isNativeError } from 'node:util/types';
 import { AppError } from '../errors/catalogue';
 import type { Logger } from '../telemetry/logger';
 import type { BreakerState } from '../telemetry/metrics';
@@ -39,6 +47,12 @@ export interface DependencyPolicyOptions {
   readonly queue: number;
   /** Which errors are worth retrying (connection refused, timeouts, serialization failures...). */
   readonly isRetryable: (error: Error) => boolean;
+  /**
+   * Which errors mean the dependency itself is failing (connection lost or refused, server-side
+   * failures): these count against the breaker. Attempt timeouts always do. Anything else is
+   * the call's own problem and is rethrown unchanged.
+   */
+  readonly isFailure: (error: Error) => boolean;
 }
 
 export interface DependencyHooks {
@@ -76,15 +90,13 @@ export function createDependencyPolicy(
   const { name } = options;
   const { logger } = hooks;
   let lastFailure = 'unknown';
-  // Every failed attempt counts against the breaker, timeouts included (a dependency that does not
-  // answer in time is failing), but not the domain's own answers (AppError: not found, conflict).
-  const breaker = circuitBreaker(
-    handleWhen((error) => !(error instanceof AppError)),
-    {
-      halfOpenAfter: options.halfOpenAfterMs,
-      breaker: new ConsecutiveBreaker(options.breakerThreshold),
-    },
-  );
+  const counts = (error: Error): boolean =>
+    error instanceof TaskCancelledError ||
+    (!(error instanceof AppError) && !(error instanceof CallerGone) && options.isFailure(error));
+  const breaker = circuitBreaker(handleWhen(counts), {
+    halfOpenAfter: options.halfOpenAfterMs,
+    breaker: new ConsecutiveBreaker(options.breakerThreshold),
+  });
   breaker.onStateChange((state) => {
     const named = STATE_NAMES[state];
     hooks.onBreakerState?.(named);
@@ -125,34 +137,57 @@ export function createDependencyPolicy(
     },
   );
   const limiter = bulkhead(options.concurrency, options.queue);
-  const once = wrap(limiter, breaker, attemptTimeout);
-  const withRetry = wrap(limiter, retrying, breaker, attemptTimeout);
+  const withRetry = wrap(limiter, retrying);
 
   return {
     name,
     breakerState: () => STATE_NAMES[breaker.state],
     async call(fn, callOptions) {
-      const policy = callOptions.retry ? withRetry : once;
+      const caller = callOptions.signal;
+      // The attempt, under its timeout; what fails after the caller stopped waiting (including
+      // the timeout policy's own cancellation) is CallerGone, which the breaker does not count.
+      const attempt = async (signal: AbortSignal): Promise<Awaited<ReturnType<typeof fn>>> => {
+        try {
+          return await attemptTimeout.execute(async ({ signal: attemptSignal }) => {
+            // cockatiel's backoff does not watch the caller's signal: never start an attempt
+            // after the request's deadline.
+            caller?.throwIfAborted();
+            return fn(attemptSignal);
+          }, signal);
+        } catch (error) {
+          if (caller?.aborted === true) throw new CallerGone(error);
+          if (isError(error) && counts(error)) lastFailure = error.message;
+          throw error;
+        }
+      };
+      const guarded = ({ signal }: { signal: AbortSignal }) =>
+        breaker.execute(({ signal: inner }) => attempt(inner), signal);
       try {
-        return await policy.execute(async ({ signal }) => {
-          // cockatiel's backoff does not watch the caller's signal: never start an attempt after
-          // the request's deadline.
-          callOptions.signal?.throwIfAborted();
-          try {
-            return await fn(signal);
-          } catch (error) {
-            lastFailure = error instanceof Error ? error.message : String(error);
-            throw error;
-          }
-        }, callOptions.signal);
+        return await (callOptions.retry ? withRetry : limiter).execute(guarded, caller);
       } catch (error) {
-        throw toAppError(name, error, callOptions.signal);
+        throw toAppError(name, error, caller, options.isFailure);
       }
     },
   };
 }
 
-function toAppError(name: string, error: unknown, signal: AbortSignal | undefined): AppError {
+// Errors from another realm (Node's own socket errors seen from a test sandbox) are Errors too.
+const isError = (error: unknown): error is Error => error instanceof Error || isNativeError(error);
+
+/** The caller's signal aborted (its deadline passed, its client went away) during the call. */
+class CallerGone extends Error {
+  constructor(cause: unknown) {
+    super('the caller stopped waiting', { cause });
+    this.name = 'CallerGone';
+  }
+}
+
+function toAppError(
+  name: string,
+  error: unknown,
+  signal: AbortSignal | undefined,
+  isFailure: (error: Error) => boolean,
+): unknown {
   if (error instanceof AppError) return error;
   if (error instanceof BrokenCircuitError) {
     return new AppError('CIRCUIT_OPEN', `Calls to ${name} are paused after repeated failures.`, {
@@ -163,10 +198,19 @@ function toAppError(name: string, error: unknown, signal: AbortSignal | undefine
   if (error instanceof BulkheadRejectedError) {
     return new AppError('OVERLOADED', `Too many calls to ${name} are waiting.`, { cause: error });
   }
-  if (signal?.aborted === true) {
+  if (signal?.aborted === true || error instanceof CallerGone) {
     return new AppError('REQUEST_TIMEOUT', `The request's deadline passed while calling ${name}.`, {
       cause: error,
     });
   }
-  return new AppError('DEPENDENCY_UNAVAILABLE', `${name} is unavailable.`, { cause: error });
+  if (error instanceof TaskCancelledError) {
+    return new AppError('DEPENDENCY_UNAVAILABLE', `${name} did not answer in time.`, {
+      cause: error,
+    });
+  }
+  if (isError(error) && isFailure(error)) {
+    return new AppError('DEPENDENCY_UNAVAILABLE', `${name} is unavailable.`, { cause: error });
+  }
+  // Not the dependency failing: the call's own error (a bug upstream of it), passed on as is.
+  return error;
 }

@@ -11,7 +11,7 @@ import { requestScope } from '../../src/http/request-scope';
 import { createDatabase } from '../../src/orders/db/database';
 import { sql } from '../../src/orders/db/database';
 import { createDependencyPolicy } from '../../src/resilience/dependency-policy';
-import { isRetryableDbError } from '../../src/orders/db/retryable-error';
+import { isDatabaseFailure, isRetryableDbError } from '../../src/orders/db/retryable-error';
 import { captureLogger } from '../helpers/log-capture';
 import { type DatabaseStack, databaseStack } from './support/database-stack';
 import { createTestDatabase, type TestDatabase } from './support/test-database';
@@ -46,6 +46,7 @@ function database() {
       concurrency: 2,
       queue: 10,
       isRetryable: isRetryableDbError,
+      isFailure: isDatabaseFailure,
     },
     { logger: captureLogger().logger },
   );

@@ -19,6 +19,9 @@ const OPTIONS: DependencyPolicyOptions = {
   concurrency: 4,
   queue: 0,
   isRetryable: (error) => (error as NodeJS.ErrnoException).code === 'ECONNREFUSED',
+  // The fake dependency's own failures: refused connections and scripted outages.
+  isFailure: (error) =>
+    ['ECONNREFUSED', 'OUTAGE'].includes(String((error as { code?: unknown }).code)),
 };
 
 function refused(): Error {
@@ -65,23 +68,34 @@ describe('retries', () => {
     expect(calls).toBe(3);
   });
 
-  it('when the error is not retryable, then there is one attempt and DEPENDENCY_UNAVAILABLE keeps the cause', async () => {
+  /** One call failing with `cause` (not retryable): how many attempts, and what it rejects with. */
+  async function failOnce(cause: Error): Promise<{ calls: number; error: unknown }> {
     const { policy } = setup();
     let calls = 0;
-    const cause = new Error('syntax error at or near "SELEC"');
     const error = await policy
-      .call(
-        () => {
-          calls += 1;
-          return Promise.reject(cause);
-        },
-        { retry: true },
-      )
+      .call(() => ((calls += 1), Promise.reject(cause)), { retry: true })
       .catch((e: unknown) => e);
+    return { calls, error };
+  }
+
+  it('when the dependency fails in a way a retry cannot fix, then there is one attempt and DEPENDENCY_UNAVAILABLE keeps the cause', async () => {
+    const cause = Object.assign(new Error('could not write to file: No space left on device'), {
+      code: 'OUTAGE',
+    });
+    const { calls, error } = await failOnce(cause);
     expect(calls).toBe(1);
     expect(error).toBeInstanceOf(AppError);
     expect((error as AppError).code).toBe('DEPENDENCY_UNAVAILABLE');
     expect((error as AppError).cause).toBe(cause);
+  });
+
+  it("when the error is the call's own (the dependency refused its data), then there is one attempt and the error is passed on unchanged", async () => {
+    const cause = Object.assign(new Error('invalid byte sequence for encoding "UTF8": 0x00'), {
+      code: '22021',
+    });
+    const { calls, error } = await failOnce(cause);
+    expect(calls).toBe(1);
+    expect(error).toBe(cause);
   });
 
   it('when the call is not safe to repeat, then it is never retried', async () => {
@@ -147,6 +161,47 @@ describe('circuit breaker', () => {
       dependency: 'database',
       half_open_after_ms: 150,
     });
+  });
+
+  it("when many calls fail on the caller's own data, then the breaker stays closed and the dependency is never reported down", async () => {
+    const { policy, states, availability, events } = setup();
+    const dataError = (): Error =>
+      Object.assign(new Error('invalid input syntax for type json'), { code: '22P02' });
+    for (let i = 0; i < 10; i += 1)
+      await policy.call(() => Promise.reject(dataError()), { retry: true }).catch(() => undefined);
+    expect(policy.breakerState()).toBe('closed');
+    expect(states).toEqual(['closed']);
+    expect(availability).toEqual([]);
+    expect(events()).toEqual([]);
+    // The dependency's own failures still count.
+    for (let i = 0; i < 3; i += 1)
+      await codeOf(policy.call(() => Promise.reject(refused()), { retry: false }));
+    expect(policy.breakerState()).toBe('open');
+  });
+
+  it('when callers give up mid-call again and again, then the breaker stays closed (their clients went away, the dependency did not fail)', async () => {
+    const { policy, states } = setup({ attemptTimeoutMs: 1_000 });
+    for (let i = 0; i < 6; i += 1) {
+      const controller = new AbortController();
+      const call = policy.call(
+        (signal) =>
+          new Promise((_resolve, reject) =>
+            signal.addEventListener('abort', () => reject(new Error('query cancelled'))),
+          ),
+        { retry: true, signal: controller.signal },
+      );
+      setTimeout(() => controller.abort(new Error('client went away')), 5);
+      expect(await codeOf(call)).toBe('REQUEST_TIMEOUT');
+    }
+    expect(policy.breakerState()).toBe('closed');
+    expect(states).toEqual(['closed']);
+  });
+
+  it('when attempts time out, then they count against the breaker', async () => {
+    const { policy } = setup({ attemptTimeoutMs: 10, maxAttempts: 1 });
+    for (let i = 0; i < 3; i += 1)
+      await codeOf(policy.call(() => new Promise(() => undefined), { retry: false }));
+    expect(policy.breakerState()).toBe('open');
   });
 
   it('when the half-open trial succeeds, then the breaker closes and the dependency is reported up', async () => {

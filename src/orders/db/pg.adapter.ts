@@ -6,6 +6,7 @@
 // work gives before awaiting any of them leave in one write, and PostgreSQL answers them in
 // order; COMMIT or ROLLBACK follows once they are all answered. Without it, each statement waits
 // for the previous one's answer.
+import { isNativeError } from 'node:util/types';
 import pg from 'pg';
 import type { Logger } from '../../telemetry/logger';
 import {
@@ -17,6 +18,14 @@ import {
   abortReason,
   toSafeNumber,
 } from './db';
+
+/**
+ * The error as an Error. isNativeError also holds for errors from another realm (Node's own
+ * socket errors seen from a jest sandbox), which instanceof would rewrap and strip of their code.
+ */
+function asError(error: unknown): Error {
+  return isNativeError(error) || error instanceof Error ? error : new Error(String(error));
+}
 
 export interface PgOptions {
   readonly url: string;
@@ -164,12 +173,12 @@ function withClient<T>(
         try {
           running = work(checkedOut, markBroken);
         } catch (error) {
-          running = Promise.reject(error instanceof Error ? error : new Error(String(error)));
+          running = Promise.reject(asError(error));
         }
         running.then(
           (value) => answer(() => resolve(value)),
           (error: unknown) => {
-            const failure = error instanceof Error ? error : new Error(String(error));
+            const failure = asError(error);
             // A statement error (SQLSTATE) leaves the connection usable; anything else may not.
             if (!isStatementError(error)) broken ??= failure;
             answer(() => reject(failure));
@@ -177,7 +186,7 @@ function withClient<T>(
         );
       },
       (error: unknown) => {
-        answer(() => reject(error instanceof Error ? error : new Error(String(error))));
+        answer(() => reject(asError(error)));
       },
     );
   });
@@ -272,7 +281,7 @@ export function createPgDb(options: PgOptions, logger: Logger): Db {
             try {
               working = work(sessionOf(client, prepared, true));
             } catch (error) {
-              working = Promise.reject(error instanceof Error ? error : new Error(String(error)));
+              working = Promise.reject(asError(error));
             } finally {
               stream?.uncork();
             }
@@ -288,9 +297,7 @@ export function createPgDb(options: PgOptions, logger: Logger): Db {
           // If ROLLBACK itself fails the connection is broken: it is discarded, and PostgreSQL
           // rolls back when the connection goes. The caller sees the original error.
           await client.query('ROLLBACK').catch((rollbackError: unknown) => {
-            markBroken(
-              rollbackError instanceof Error ? rollbackError : new Error('ROLLBACK failed'),
-            );
+            markBroken(isNativeError(rollbackError) ? rollbackError : new Error('ROLLBACK failed'));
           });
           throw error;
         }

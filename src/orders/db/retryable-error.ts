@@ -1,7 +1,10 @@
-// Which database errors are worth another attempt: the connection failed or was lost (the next
-// attempt gets a fresh one), the server is restarting, or PostgreSQL itself asks for a retry
-// (serialization failure, deadlock). Everything else (a constraint, a syntax error, a statement
-// timeout) would fail the same way again.
+// Which database errors are worth another attempt (isRetryableDbError), and which mean the
+// database itself is failing (isDatabaseFailure, below).
+//
+// Worth another attempt: the connection failed or was lost (the next attempt gets a fresh one),
+// the server is restarting, or PostgreSQL itself asks for a retry (serialization failure,
+// deadlock). Everything else (a constraint, a syntax error, a statement timeout) would fail the
+// same way again.
 
 const RETRYABLE_SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE']);
 
@@ -31,6 +34,30 @@ export function isRetryableDbError(error: Error): boolean {
     (RETRYABLE_SOCKET_CODES.has(code) || RETRYABLE_SQLSTATES.has(code))
   ) {
     return true;
+  }
+  return RETRYABLE_MESSAGES.test(error.message);
+}
+
+// SQLSTATE classes that mean PostgreSQL itself is failing or out of reach: 08 connection
+// exception, 53 insufficient resources (disk full, out of memory, too many connections), 57
+// operator intervention (shutdown, statement timeout), 58 system error (I/O), XX internal error.
+// Data and constraint errors (22, 23), syntax (42) and lock contention (55P03) are the call's own.
+const FAILURE_SQLSTATE_CLASSES = new Set(['08', '53', '57', '58', 'XX']);
+
+/**
+ * Whether an error means the database is failing (it counts against the breaker and so against
+ * readiness): the connection was refused or lost, or the server failed on its side. Never the
+ * caller's data: a client must not be able to make the database look down (issue #11).
+ */
+export function isDatabaseFailure(error: Error): boolean {
+  if (error instanceof AggregateError) {
+    return error.errors.some((inner) => inner instanceof Error && isDatabaseFailure(inner));
+  }
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string') {
+    if (/^[0-9A-Z]{5}$/.test(code)) return FAILURE_SQLSTATE_CLASSES.has(code.slice(0, 2));
+    // A socket error (ECONNREFUSED, EHOSTUNREACH, ...): the server is out of reach.
+    if (/^E[A-Z]+$/.test(code)) return true;
   }
   return RETRYABLE_MESSAGES.test(error.message);
 }

@@ -5,7 +5,7 @@ import { createDependencyPolicy } from '../../../src/resilience/dependency-polic
 import { createDatabase, type Database } from '../../../src/orders/db/database';
 import type { Db } from '../../../src/orders/db/db';
 import { createPgDb, type PgOptions } from '../../../src/orders/db/pg.adapter';
-import { isRetryableDbError } from '../../../src/orders/db/retryable-error';
+import { isDatabaseFailure, isRetryableDbError } from '../../../src/orders/db/retryable-error';
 import { captureLogger } from '../../helpers/log-capture';
 
 export interface DatabaseStack {
@@ -61,6 +61,7 @@ export function databaseStackOn(
       concurrency,
       queue: 1_000,
       isRetryable: isRetryableDbError,
+      isFailure: isDatabaseFailure,
     },
     { logger },
   );
