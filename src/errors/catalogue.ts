@@ -60,6 +60,12 @@ export const ERROR_CATALOGUE = {
     category: 'expected',
     retryable: false,
   },
+  EXPECTATION_FAILED: {
+    status: 417,
+    title: 'The Expect header asks for something this service does not do',
+    category: 'expected',
+    retryable: false,
+  },
   HEADERS_TOO_LARGE: {
     status: 431,
     title: 'The request headers are too large',
@@ -173,14 +179,25 @@ export class AppError extends Error {
   }
 }
 
+/** At most this many field errors are listed in one VALIDATION_FAILED answer. */
+export const MAX_FIELD_ERRORS = 20;
+
 export class ValidationError extends AppError {
   readonly errors: readonly FieldError[];
+  /** More problems were found than listed: validation stopped at the cap. */
+  readonly truncated: boolean;
 
-  constructor(errors: readonly FieldError[]) {
-    super('VALIDATION_FAILED', `${errors.length} field(s) failed validation.`, {
-      extensions: { errors },
-    });
+  constructor(errors: readonly FieldError[], options: { truncated?: boolean } = {}) {
+    const truncated = options.truncated === true;
+    super(
+      'VALIDATION_FAILED',
+      truncated
+        ? `More than ${errors.length} problems were found; the first ${errors.length} are listed and validation stopped there.`
+        : `${errors.length} field(s) failed validation.`,
+      { extensions: truncated ? { errors, errors_truncated: true } : { errors } },
+    );
     this.name = 'ValidationError';
     this.errors = errors;
+    this.truncated = truncated;
   }
 }

@@ -350,6 +350,23 @@ describe('the payments consumer', () => {
     );
   });
 
+  it('when a payment id holds text the database cannot store (a NUL), then it is dead-lettered at once, never retried against the database', async () => {
+    const order = await createOrder();
+    await nats.publish('payments.captured', {
+      order_id: order.id,
+      payment_id: 'pay\u0000ment',
+      amount_cents: order.total,
+    });
+    const letter = await eventually('the dead letter', async () =>
+      (await dlq()).find((m) => orderIdOf(m) === order.id),
+    );
+    expect(letter.header.get('Ops-Dlq-Reason')).toBe(
+      'payment_id must not contain control characters (U+0000-U+001F, U+007F)',
+    );
+    expect(letter.header.get('Ops-Deliveries')).toBe('1');
+    expect(await orderStatus(order.id)).toBe('pending');
+  });
+
   it('when the amount is not the order total, then it is dead-lettered at once and the order stays pending', async () => {
     const order = await createOrder();
     await nats.publish('payments.captured', payment(order.id, order.total + 1));

@@ -1,6 +1,11 @@
 // The edge of POST /v1/orders, without I/O: body validation (one entry per field), the total in
 // integer cents, the request fingerprint and the Idempotency-Key header.
-import { AppError, type FieldError, ValidationError } from '../../src/errors/catalogue';
+import {
+  AppError,
+  type FieldError,
+  MAX_FIELD_ERRORS,
+  ValidationError,
+} from '../../src/errors/catalogue';
 import { ACTIVE_CURRENCIES } from '../../src/orders/domain/currencies';
 import {
   canonicalJson,
@@ -143,6 +148,62 @@ describe('order body validation', () => {
     ]);
   });
 
+  it.each([
+    ['a NUL', 'a\u0000b'],
+    ['a newline', 'a\nb'],
+    ['DEL', 'a\u007fb'],
+    ['an unpaired high surrogate', 'a\ud800b'],
+    ['an unpaired low surrogate', '\udfff'],
+  ])(
+    'when customer_id or a sku holds %s (text PostgreSQL cannot store, or control text), then that field is refused by name',
+    (_what, text) => {
+      expect(fields({ ...VALID, customer_id: text })).toEqual(['customer_id']);
+      const items = [VALID.items[0], { sku: text, quantity: 1, unit_price_cents: 1 }];
+      expect(fields({ ...VALID, items })).toEqual(['items[1].sku']);
+    },
+  );
+
+  it('when text holds a paired surrogate (an emoji) or a C1 character, then it is accepted', () => {
+    expect(() =>
+      validateOrderInput({ ...VALID, customer_id: 'c-\ud83d\ude00-\u0085' }),
+    ).not.toThrow();
+  });
+
+  it('when a body has 30,000 unknown members, then only the first 20 problems are listed and the answer says validation stopped', () => {
+    const body: Record<string, unknown> = { ...VALID };
+    for (let i = 0; i < 30_000; i += 1) body[`unknown_${i}`] = i;
+    let error: ValidationError | undefined;
+    try {
+      validateOrderInput(body);
+    } catch (thrown) {
+      error = thrown as ValidationError;
+    }
+    expect(error).toBeInstanceOf(ValidationError);
+    expect(error?.errors).toHaveLength(MAX_FIELD_ERRORS);
+    expect(error?.errors[0]).toEqual({ field: 'unknown_0', message: 'unknown field' });
+    expect(error?.truncated).toBe(true);
+    expect(error?.extensions).toMatchObject({ errors_truncated: true });
+    expect(error?.detail).toMatch(/first 20/);
+  });
+
+  it('when there are exactly 20 problems, then all are listed and nothing says truncated', () => {
+    const body: Record<string, unknown> = { ...VALID };
+    for (let i = 0; i < 20; i += 1) body[`unknown_${i}`] = i;
+    const errors = fieldErrors(body);
+    expect(errors).toHaveLength(20);
+    try {
+      validateOrderInput(body);
+    } catch (thrown) {
+      expect((thrown as ValidationError).truncated).toBe(false);
+      expect((thrown as ValidationError).extensions).not.toHaveProperty('errors_truncated');
+    }
+  });
+
+  it('when an unknown member name is long, then it is echoed cut to 64 characters', () => {
+    const name = `<b>${'n'.repeat(10_000)}`;
+    expect(fields({ ...VALID, [name]: 1 })).toEqual([`${name.slice(0, 64)}...`]);
+  });
+
   it('when the header is malformed too, then its entry comes with the body entries', () => {
     const extra = { field: 'Idempotency-Key', message: 'bad' };
     expect(() => validateOrderInput({ ...VALID, currency: 'XXX' }, [extra])).toThrow(
@@ -188,10 +249,10 @@ describe('the request fingerprint', () => {
     [
       'strings that JSON escapes, unicode and several items',
       {
-        customer_id: 'c "quoted" \\ back\nslash é 😀',
+        customer_id: 'c "quoted" \\ back\\slash é 😀 \u0085',
         currency: 'JPY',
         items: [
-          { sku: 'Ü-1\t', quantity: 1000, unit_price_cents: 0 },
+          { sku: 'Ü-1 ', quantity: 1000, unit_price_cents: 0 },
           { sku: '</script>', quantity: 1, unit_price_cents: Number.MAX_SAFE_INTEGER },
         ],
       },
@@ -268,6 +329,17 @@ describe('the Idempotency-Key header', () => {
       ok: false,
       error: { field: 'Idempotency-Key' },
     });
+  });
+
+  it('when the header is sent twice (Node would join them as "k1, k2"), then it is a field error, never one key', () => {
+    expect(parseIdempotencyKey(['k1', 'k2'])).toEqual({
+      ok: false,
+      error: {
+        field: 'Idempotency-Key',
+        message: 'must be sent once; the request carries it more than once',
+      },
+    });
+    expect(parseIdempotencyKey(['k1'])).toEqual({ ok: true, key: 'k1' });
   });
 });
 

@@ -30,10 +30,23 @@ function unquote(value: string): string | undefined {
 }
 
 /**
- * The key, a field error when it is malformed, or AppError IDEMPOTENCY_KEY_MISSING (thrown) when
- * the header is absent.
+ * The key, a field error when it is malformed or sent more than once, or AppError
+ * IDEMPOTENCY_KEY_MISSING (thrown) when the header is absent. Takes the header's values as sent
+ * (`req.headersDistinct`): a string is one value.
  */
-export function parseIdempotencyKey(header: string | string[] | undefined): ParsedKey {
+export function parseIdempotencyKey(header: string | readonly string[] | undefined): ParsedKey {
+  if (header !== undefined && typeof header !== 'string') {
+    if (header.length > 1) {
+      return {
+        ok: false,
+        error: {
+          field: IDEMPOTENCY_KEY_HEADER,
+          message: 'must be sent once; the request carries it more than once',
+        },
+      };
+    }
+    return parseIdempotencyKey(header[0]);
+  }
   if (header === undefined) {
     throw new AppError(
       'IDEMPOTENCY_KEY_MISSING',
@@ -47,7 +60,6 @@ export function parseIdempotencyKey(header: string | string[] | undefined): Pars
       message: `must be 1 to ${MAX_LENGTH} printable ASCII characters`,
     },
   };
-  if (Array.isArray(header)) return malformed;
   const key =
     header.length >= 2 && header.startsWith('"') && header.endsWith('"') ? unquote(header) : header;
   if (

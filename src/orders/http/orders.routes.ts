@@ -21,6 +21,8 @@ function send(res: Response, response: StoredResponse, replayed: boolean): void 
   if (res.headersSent) return;
   for (const [name, value] of Object.entries(response.headers)) res.setHeader(name, value);
   if (replayed) res.setHeader('Idempotent-Replayed', 'true');
+  // An order is one customer's data at one moment: no shared or browser cache keeps it.
+  res.setHeader('Cache-Control', 'no-store');
   res.status(response.status).type('application/json').send(response.body);
 }
 
@@ -28,7 +30,9 @@ export function ordersRouter(deps: OrdersRoutesDeps): Router {
   const router = Router();
 
   router.post('/v1/orders', async (req: Request, res: Response) => {
-    const key = parseIdempotencyKey(req.headers['idempotency-key']);
+    // headersDistinct: Node joins repeated headers into one value (`k1, k2`), which would pass
+    // as a single key.
+    const key = parseIdempotencyKey(req.headersDistinct['idempotency-key']);
     // One answer with every problem: the header's and the body's.
     const input = validateOrderInput(req.body, key.ok ? [] : [key.error]);
     if (!key.ok) throw new ValidationError([key.error]);
@@ -43,6 +47,7 @@ export function ordersRouter(deps: OrdersRoutesDeps): Router {
   router.get('/v1/orders/:id', async (req: Request<{ id: string }>, res: Response) => {
     const order = await deps.getOrder(req.params.id, requestSignal(res));
     if (res.headersSent) return;
+    res.setHeader('Cache-Control', 'no-store');
     res.status(200).json(order);
   });
 

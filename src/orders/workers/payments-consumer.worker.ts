@@ -29,6 +29,7 @@ import type { Database } from '../db/database';
 import { describeDbError } from '../db/db';
 import { applyPayment, type CapturedPayment } from '../data/payment.repository';
 import { isOrderId } from '../domain/order';
+import { unstorableText } from '../domain/text';
 
 export type PaymentResult = 'paid' | 'duplicate' | 'retry' | 'dead_lettered';
 
@@ -65,6 +66,9 @@ export function parsePayment(data: Uint8Array): Parsed {
   if (typeof orderId !== 'string' || !isOrderId(orderId)) problems.push('order_id must be a UUID');
   if (typeof paymentId !== 'string' || paymentId.length < 1 || paymentId.length > 255) {
     problems.push('payment_id must be a string of 1-255 characters');
+  } else {
+    const unstorable = unstorableText(paymentId);
+    if (unstorable !== undefined) problems.push(`payment_id ${unstorable}`);
   }
   if (typeof amount !== 'number' || !Number.isSafeInteger(amount) || amount < 0) {
     problems.push('amount_cents must be a non-negative integer');
