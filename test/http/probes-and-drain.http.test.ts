@@ -75,16 +75,22 @@ describe('readiness: /ready and /readyz tell the truth', () => {
     }
   });
 
-  it('when an essential dependency is down, then 503 degraded with its reason', async () => {
+  it('when an essential dependency is down, then 503 degraded with a coarse, stable reason and no internal error text', async () => {
     const h = harness();
     await toReady(h);
-    h.send({ type: 'DEPENDENCY_DOWN', name: 'database', reason: 'connect ECONNREFUSED' });
+    h.send({
+      type: 'DEPENDENCY_DOWN',
+      name: 'database',
+      reason: 'ping failed: the database system is shutting down',
+    });
     const res = await request(appFor(h).app).get('/readyz');
     expect(res.status).toBe(503);
-    expect(res.body).toMatchObject({
+    expect(res.body).toEqual({
       status: 'degraded',
-      reasons: { database: 'connect ECONNREFUSED' },
+      reasons: { database: 'unavailable', lifecycle: 'service is degraded' },
+      dependencies: { database: { essential: true, status: 'down' } },
     });
+    expect(res.text).not.toContain('shutting down');
   });
 
   it('when draining, then 503 draining at once, before the listener closes', async () => {

@@ -4,9 +4,15 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { readinessOf } from '../../../machines/lifecycle.machine';
 import type { LifecycleView } from '../../runtime/lifecycle-view';
+import { breaksProtocol } from '../edge/protocol.middleware';
 
 const LIVE = new Set(['/health', '/livez']);
 const READY = new Set(['/ready', '/readyz']);
+
+/** The probe paths and their methods (other methods get 405 with Allow, OPTIONS gets 204). */
+export const PROBE_METHODS: ReadonlyMap<string, readonly string[]> = new Map(
+  [...LIVE, ...READY].map((path) => [path, ['GET', 'HEAD']]),
+);
 
 /** GET/HEAD /health, /livez, /ready, /readyz; anything else goes on. */
 export function probes(lifecycle: LifecycleView): RequestHandler {
@@ -14,13 +20,17 @@ export function probes(lifecycle: LifecycleView): RequestHandler {
     res.setHeader('Cache-Control', 'no-store');
     res.status(200).json({ status: 'ok' });
   };
+  // Public: coarse, stable words only. The raw cause (a PostgreSQL message, say) is detail for
+  // operators, on the ops listener's /lifecycle (issue #11).
   const ready = (res: Response): void => {
     const snapshot = lifecycle.getSnapshot();
     const status = readinessOf(snapshot);
-    const dependencies = snapshot.context.dependencies;
+    const dependencies: Record<string, { status: string; essential: boolean }> = {};
     const reasons: Record<string, string> = {};
-    for (const [name, dependency] of Object.entries(dependencies)) {
-      if (dependency.status !== 'up') reasons[name] = dependency.reason ?? dependency.status;
+    for (const [name, dependency] of Object.entries(snapshot.context.dependencies)) {
+      dependencies[name] = { status: dependency.status, essential: dependency.essential };
+      if (dependency.status === 'down') reasons[name] = 'unavailable';
+      else if (dependency.status !== 'up') reasons[name] = 'not checked yet';
     }
     if (status !== 'ready') reasons.lifecycle = `service is ${status}`;
     res.setHeader('Cache-Control', 'no-store');
@@ -29,7 +39,7 @@ export function probes(lifecycle: LifecycleView): RequestHandler {
       .json(status === 'ready' ? { status, dependencies } : { status, reasons, dependencies });
   };
   return (req: Request, res: Response, next: NextFunction) => {
-    if (req.method === 'GET' || req.method === 'HEAD') {
+    if ((req.method === 'GET' || req.method === 'HEAD') && !breaksProtocol(req)) {
       if (LIVE.has(req.path)) return live(res);
       if (READY.has(req.path)) return ready(res);
     }

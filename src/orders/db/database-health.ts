@@ -1,6 +1,8 @@
 // Whether the database is up, as readiness should say it: down when two health pings in a row
 // fail or the breaker is open (requests are failing), up again when a ping succeeds and the
-// breaker has closed. Only changes are reported to the lifecycle machine (DEPENDENCY_DOWN/UP).
+// breaker has closed. Only changes are reported to the lifecycle machine (DEPENDENCY_DOWN/UP):
+// a change of state, or, while down, a change of reason, so /lifecycle never shows a stale one
+// (issue #11: "the database system is shutting down" stayed for a whole 10 s outage).
 import type { Logger } from '../../telemetry/logger';
 
 export const PING_FAILURES_FOR_DOWN = 2;
@@ -27,14 +29,22 @@ export function createDatabaseHealth(
   let breakerOpen = false;
   let breakerReason = '';
   let reported: boolean | undefined;
+  let reportedReason = '';
 
   const update = (): void => {
     if (!started) return;
     const pingDown = failedPings >= PING_FAILURES_FOR_DOWN;
     const up = !pingDown && !breakerOpen;
-    if (up === reported) return;
-    reported = up;
     const reason = up ? 'recovered' : pingDown ? `ping failed: ${lastPingFailure}` : breakerReason;
+    if (up === reported) {
+      if (!up && reason !== reportedReason) {
+        reportedReason = reason;
+        report(false, reason);
+      }
+      return;
+    }
+    reported = up;
+    reportedReason = reason;
     if (up) logger.info('db.available', { dependency: 'database' });
     else {
       logger.warn('db.unavailable', {
