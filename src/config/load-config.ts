@@ -330,6 +330,13 @@ function crossKeyRules(config: AppConfig): CrossKeyProblem[] {
       message: `an OTLP endpoint (OTEL_EXPORTER_OTLP_ENDPOINT) is required in ${config.env}`,
     });
   }
+  const { bodyTimeoutMs, requestTimeoutMs } = config.http;
+  if (bodyTimeoutMs >= requestTimeoutMs) {
+    found.push({
+      keys: ['http.bodyTimeoutMs', 'http.requestTimeoutMs'],
+      message: `the body timeout (${bodyTimeoutMs} ms) must be below the whole-request timeout (${requestTimeoutMs} ms), or slow bodies are cut off by the request timeout instead`,
+    });
+  }
   if (
     config.http.port !== 0 &&
     config.http.port === config.ops.port &&

@@ -20,7 +20,9 @@ export interface AppConfig {
     keepAliveTimeoutMs: number;
     headersTimeoutMs: number;
     requestTimeoutMs: number;
+    bodyTimeoutMs: number;
     handlerTimeoutMs: number;
+    maxConnections: number;
     bodyLimitBytes: number;
     trustProxyHops: number;
   };
@@ -113,16 +115,28 @@ export const schema: convict.Schema<AppConfig> = {
       env: 'HTTP_HEADERS_TIMEOUT_MS',
     },
     requestTimeoutMs: {
-      doc: 'Time a client has to send a whole request, headers and body (cuts off slow uploads).',
+      doc: 'Time a client has to send a whole request, headers and body: the last bound on slow clients (HTTP_BODY_TIMEOUT_MS cuts slow bodies off first).',
       format: 'duration-ms',
       default: 30_000,
       env: 'HTTP_REQUEST_TIMEOUT_MS',
+    },
+    bodyTimeoutMs: {
+      doc: 'Time a request body has to arrive once its headers have (408 CLIENT_TIMEOUT, then the connection closes). Must be below HTTP_REQUEST_TIMEOUT_MS. A request holds a handler slot (MAX_CONCURRENT_REQUESTS) only once its body is in, so slow uploads cannot take every slot.',
+      format: 'duration-ms',
+      default: 10_000,
+      env: 'HTTP_BODY_TIMEOUT_MS',
     },
     handlerTimeoutMs: {
       doc: "Per-request deadline for the service's own work: past it the request's AbortSignal fires and the client gets 503 REQUEST_TIMEOUT. During the drain, a request whose deadline would outlive what is left of the drain budget gets 503 SHUTTING_DOWN at once.",
       format: 'duration-ms',
       default: 10_000,
       env: 'REQUEST_TIMEOUT_MS',
+    },
+    maxConnections: {
+      doc: "Open connections the main listener accepts; more are closed at once, counted in ops_http_connections_refused_total and logged (http.connections_refused). Lowered at startup to the process's open-files limit minus 256 descriptors kept for the ops listener, the database and the logs.",
+      format: 'positive-int',
+      default: 10_000,
+      env: 'MAX_CONNECTIONS',
     },
     bodyLimitBytes: {
       doc: 'Largest request body accepted (413 PAYLOAD_TOO_LARGE above it).',
@@ -151,7 +165,7 @@ export const schema: convict.Schema<AppConfig> = {
       env: 'RATE_LIMIT_MAX',
     },
     maxConcurrentRequests: {
-      doc: 'Requests in flight above which new ones get 503 OVERLOADED at once (load shedding).',
+      doc: 'Requests running their handlers at once (their bodies received) above which new ones get 503 OVERLOADED at once (load shedding). Requests still sending their body do not hold a slot; HTTP_BODY_TIMEOUT_MS and MAX_CONNECTIONS bound those.',
       format: 'positive-int',
       default: 512,
       env: 'MAX_CONCURRENT_REQUESTS',

@@ -55,6 +55,8 @@ export function sendProblem(
   }
   res.statusCode = problem.status;
   res.setHeader('Content-Type', PROBLEM_CONTENT_TYPE);
+  // An error is about this request at this moment: no cache may keep or replay it.
+  res.setHeader('Cache-Control', 'no-store');
   res.setHeader('Content-Length', Buffer.byteLength(body));
   res.end(body);
 }

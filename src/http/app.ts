@@ -2,8 +2,9 @@
 // each step cheaper than the next and able to answer before it:
 //   request id -> probes (untraced, unlogged: load balancers call them every few seconds)
 //   -> observe (server span, access log, duration) -> drain gate (fast 503, Connection: close,
-//   in-flight tracking) -> rate limit -> load shedding -> JSON body (media type, size, syntax)
-//   -> request deadline -> routes -> 405 / 404 -> error mapper.
+//   in-flight tracking) -> protocol checks (Host, Expect) -> rate limit -> JSON body (media
+//   type, size, body timeout, UTF-8, syntax, duplicates) -> load shedding (a handler slot, taken
+//   only once the body is in) -> request deadline -> OPTIONS -> routes -> 405 / 404 -> errors.
 import express, { type ErrorRequestHandler, type Express, type Router } from 'express';
 import type { AppConfig } from '../config/schema';
 import { mapError } from '../errors/to-problem';
@@ -15,13 +16,14 @@ import { compose } from './edge/compose';
 import { requestDeadline } from './edge/deadline.middleware';
 import { jsonBody } from './edge/json-body.middleware';
 import { loadShedding } from './edge/load-shedding.middleware';
+import { protocolChecks } from './edge/protocol.middleware';
 import { rateLimitMiddleware } from './edge/rate-limit.middleware';
 import { allowedMethods } from './method-not-allowed';
 import { observe } from './observe.middleware';
 import { createReply, type Reply } from './problem-reply';
 import { drainGate, requestId } from './request-context.middleware';
 import { currentScope } from './request-scope';
-import { probes } from './routes/probes.routes';
+import { PROBE_METHODS, probes } from './routes/probes.routes';
 import { keepShapes } from './stable-shapes';
 
 export interface AppDeps {
@@ -50,29 +52,69 @@ export function createApp(deps: AppDeps): Express {
       probes(lifecycle),
       observe(telemetry, logger, tracker),
       drainGate(lifecycle, tracker, config.http.handlerTimeoutMs, reply),
+      protocolChecks(reply),
       rateLimitMiddleware(config.limits, config.http.trustProxyHops, reply),
+      jsonBody(
+        { limitBytes: config.http.bodyLimitBytes, timeoutMs: config.http.bodyTimeoutMs },
+        reply,
+      ),
       loadShedding(config.limits, tracker, telemetry.eventLoop, reply),
-      ...jsonBody(config.http.bodyLimitBytes, reply),
       requestDeadline(config.http.handlerTimeoutMs, tracker, reply),
     ]),
   );
+  const methodsOf = (path: string): string[] => {
+    const probe = PROBE_METHODS.get(path);
+    return probe === undefined ? allowedMethods(app, path) : [...probe];
+  };
+  // OPTIONS (RFC 9110 section 9.3.7): the methods of the path in Allow, no body. Express would
+  // answer 200 text/plain.
+  app.use((req, res, next) => {
+    if (req.method !== 'OPTIONS') {
+      next();
+      return;
+    }
+    const allowed = methodsOf(req.path);
+    if (allowed.length === 0) {
+      reply(res, 'ROUTE_NOT_FOUND', `No route for OPTIONS ${shownPath(req.path)}.`);
+      return;
+    }
+    res.setHeader('Allow', [...allowed, 'OPTIONS'].join(', '));
+    res.status(204).end();
+  });
   for (const router of deps.routers ?? []) app.use(router);
 
   app.use((req, res) => {
-    const allowed = allowedMethods(app, req.path);
+    const allowed = methodsOf(req.path);
     if (allowed.length > 0) {
       res.setHeader('Allow', allowed.join(', '));
       reply(
         res,
         'METHOD_NOT_ALLOWED',
-        `${req.method} is not allowed on ${req.path}; use ${allowed.join(', ')}.`,
+        `${req.method} is not allowed on ${shownPath(req.path)}; use ${allowed.join(', ')}.`,
       );
       return;
     }
-    reply(res, 'ROUTE_NOT_FOUND', `No route for ${req.method} ${req.path}.`);
+    reply(res, 'ROUTE_NOT_FOUND', `No route for ${req.method} ${shownPath(req.path)}.`);
   });
   app.use(errorMapper(logger, reply));
   return app;
+}
+
+const PATH_SHOWN = 64;
+
+/**
+ * A request path as it may appear in an answer: at most PATH_SHOWN characters (the raw path can
+ * be ~16 KB), printable ASCII only, markup and quotes percent-encoded.
+ */
+export function shownPath(path: string): string {
+  const head = path.length > PATH_SHOWN ? path.slice(0, PATH_SHOWN) : path;
+  const plain = head.replace(/[^\x21-\x7e]|[<>"'`\\]/g, (char) => {
+    const code = char.charCodeAt(0);
+    return code <= 0xff ? `%${code.toString(16).toUpperCase().padStart(2, '0')}` : '?';
+  });
+  return path.length > PATH_SHOWN
+    ? `${plain}... (path cut to ${PATH_SHOWN} of ${path.length} characters)`
+    : plain;
 }
 
 function errorMapper(logger: Logger, reply: Reply): ErrorRequestHandler {

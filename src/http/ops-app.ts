@@ -1,6 +1,11 @@
-// The ops listener (never public): GET /lifecycle and GET /metrics.
+// The ops listener (never public): GET /lifecycle and GET /metrics. Its errors are problem+json
+// from the catalogue too, with a fresh request id and trace id (nothing here is traced).
+import { randomBytes, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import express, { type Express } from 'express';
+import express, { type ErrorRequestHandler, type Express, type Response } from 'express';
+import type { ErrorCode } from '../errors/catalogue';
+import { problemOf, sendProblem } from '../errors/problem';
+import { mapError } from '../errors/to-problem';
 import type { BuildInfo } from '../build-info';
 import type { LifecycleView } from '../runtime/lifecycle-view';
 import type { RequestTracker } from '../runtime/request-tracker';
@@ -18,9 +23,25 @@ export interface OpsAppDeps {
   readonly serveMetrics: (req: IncomingMessage, res: ServerResponse) => void;
 }
 
+const OPS_ROUTES = new Set(['/lifecycle', '/metrics']);
+
+function opsProblem(res: Response, code: ErrorCode, detail: string): void {
+  const requestId = randomUUID();
+  res.setHeader('X-Request-Id', requestId);
+  sendProblem(
+    res,
+    problemOf(code, detail, { requestId, traceId: randomBytes(16).toString('hex') }),
+  );
+}
+
 export function createOpsApp(deps: OpsAppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
+  app.set('etag', false);
+  app.use((_req, res, next) => {
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    next();
+  });
   app.get('/lifecycle', (_req, res) => {
     const snapshot = deps.lifecycle.getSnapshot();
     const history = deps.history();
@@ -42,8 +63,19 @@ export function createOpsApp(deps: OpsAppDeps): Express {
     });
   });
   app.get('/metrics', (req, res) => deps.serveMetrics(req, res));
-  app.use((_req, res) => {
-    res.status(404).json({ status: 404, detail: 'ops endpoints: GET /lifecycle, GET /metrics' });
+  app.use((req, res) => {
+    if (OPS_ROUTES.has(req.path)) {
+      res.setHeader('Allow', 'GET, HEAD');
+      opsProblem(res, 'METHOD_NOT_ALLOWED', `${req.method} is not allowed; use GET.`);
+      return;
+    }
+    opsProblem(res, 'ROUTE_NOT_FOUND', 'The ops endpoints are GET /lifecycle and GET /metrics.');
   });
+  const errors: ErrorRequestHandler = (error, _req, res, _next) => {
+    if (res.headersSent) return;
+    const mapped = mapError(error);
+    opsProblem(res, mapped.code, mapped.detail);
+  };
+  app.use(errors);
   return app;
 }

@@ -5,7 +5,7 @@ import { ERROR_CATALOGUE, type ErrorCode } from '../errors/catalogue';
 import { problemOf, sendProblem } from '../errors/problem';
 import type { ServiceMetrics } from '../telemetry/metrics';
 import type { RequestLocals } from './request-context.middleware';
-import { currentScope } from './request-scope';
+import { currentScope, type RequestScope } from './request-scope';
 
 export interface ReplyOptions {
   readonly extensions?: Readonly<Record<string, unknown>>;
@@ -21,10 +21,11 @@ export type Reply = (
 
 export function createReply(metrics: ServiceMetrics): Reply {
   return (res, code, detail, options = {}) => {
-    const locals = res.locals as Partial<RequestLocals>;
+    const locals = res.locals as Partial<RequestLocals> & { observed?: RequestScope };
     const { requestId } = locals;
     locals.errorCode = code;
-    const scope = currentScope();
+    // Outside the request's async scope (a server timer answering it), its scope is in locals.
+    const scope = currentScope() ?? locals.observed;
     scope?.span?.setAttribute('error.code', code);
     metrics.countError(code, ERROR_CATALOGUE[code].category);
     sendProblem(

@@ -38,11 +38,15 @@ export function requestSignal(res: Response): AbortSignal {
   return signalOf(tracked);
 }
 
-/** First on the main listener: every response carries X-Request-Id (kept if valid, else new). */
+/**
+ * First on the main listener: every response carries X-Request-Id (kept if valid, else new), and
+ * `X-Content-Type-Options: nosniff` (no browser renders an error body as HTML).
+ */
 export function requestId(): RequestHandler {
   return (req: Request, res: Response, next: NextFunction) => {
     const id = requestIdOf(req);
     res.setHeader('X-Request-Id', id);
+    res.setHeader('X-Content-Type-Options', 'nosniff');
     (res.locals as RequestLocals).requestId = id;
     next();
   };

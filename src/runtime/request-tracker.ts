@@ -9,6 +9,8 @@ export interface TrackedRequest {
   readonly response: ServerResponse;
   /** The request's own deadline timer, cleared when it ends. */
   deadline: NodeJS.Timeout | undefined;
+  /** It holds a handler slot (its body is in and load shedding let it through). */
+  handling: boolean;
 }
 
 type CountListener = (inFlight: number) => void;
@@ -16,19 +18,45 @@ type CountListener = (inFlight: number) => void;
 export class RequestTracker {
   private readonly active = new Set<TrackedRequest>();
   private readonly listeners = new Set<CountListener>();
+  private handlers = 0;
 
+  /** Every request accepted and not yet answered (the drain waits for all of them). */
   get inFlight(): number {
     return this.active.size;
   }
 
+  /**
+   * Requests running their handlers: the ones load shedding limits. A request still receiving
+   * its body is in flight but holds no slot, so slow uploads cannot starve the handlers.
+   */
+  get handling(): number {
+    return this.handlers;
+  }
+
   begin(response: ServerResponse): TrackedRequest {
-    const request: TrackedRequest = { controller: undefined, response, deadline: undefined };
+    const request: TrackedRequest = {
+      controller: undefined,
+      response,
+      deadline: undefined,
+      handling: false,
+    };
     this.active.add(request);
     return request;
   }
 
+  /** The request takes a handler slot (its body has arrived). */
+  startHandling(request: TrackedRequest): void {
+    if (request.handling || !this.active.has(request)) return;
+    request.handling = true;
+    this.handlers += 1;
+  }
+
   end(request: TrackedRequest): void {
     if (!this.active.delete(request)) return;
+    if (request.handling) {
+      request.handling = false;
+      this.handlers -= 1;
+    }
     if (request.deadline !== undefined) clearTimeout(request.deadline);
     // Ended without the whole answer sent: the client went away (or the drain closed its socket).
     // Work still running for it stops.

@@ -3,7 +3,7 @@
 // drive the machine only by events; the machine decides, and its named effects are provided
 // here with `machine.provide(...)`.
 import { createServer, type Server } from 'node:http';
-import type { Router } from 'express';
+import type { Response, Router } from 'express';
 import { type Actor, createActor, fromCallback, fromPromise, type InspectionEvent } from 'xstate';
 import {
   type LifecycleContext,
@@ -14,13 +14,15 @@ import {
 import { buildInfo } from '../build-info';
 import type { LoadedConfig } from '../config/load-config';
 import { createApp } from '../http/app';
-import { clientErrorHandler } from '../http/client-error';
+import { clientErrorHandler, connectHandler } from '../http/client-error';
+import { createReply } from '../http/problem-reply';
 import { createOpsApp } from '../http/ops-app';
 import { outsideRequest } from '../http/request-scope';
 import type { Logger } from '../telemetry/logger';
 import { createServiceLogger } from './service-logger';
 import { createTelemetry, type Telemetry } from '../telemetry/telemetry';
 import { createLifecycleHistory } from './lifecycle-history';
+import { capConnections } from './connection-cap';
 import { listen, stopAccepting } from './listeners';
 import { RequestTracker } from './request-tracker';
 import { installProcessHandlers } from './process-handlers';
@@ -157,25 +159,47 @@ export async function startRuntime(
     logger.info('lifecycle.transition', { from: record.from, to: record.to, cause: record.cause });
   });
 
+  const app = createApp({
+    config,
+    lifecycle: view,
+    tracker,
+    logger,
+    telemetry,
+    routers,
+  });
   const mainServer = createServer(
-    // Node checks headersTimeout and requestTimeout on this interval (30 s by default): check
-    // every second so slow clients are cut off close to their budget.
-    { connectionsCheckingInterval: 1000 },
-    createApp({
-      config,
-      lifecycle: view,
-      tracker,
-      logger,
-      telemetry,
-      routers,
+    {
+      // Node checks headersTimeout and requestTimeout on this interval (30 s by default): check
+      // every second so slow clients are cut off close to their budget.
+      connectionsCheckingInterval: 1000,
+      // Node would answer a missing Host with a bare 400; the app answers it with problem+json.
+      requireHostHeader: false,
+    },
+    app,
+  );
+  const reply = createReply(telemetry.metrics);
+  mainServer.on(
+    'clientError',
+    clientErrorHandler(telemetry.metrics, logger, (res, code, detail) => {
+      // Only a response Express has taken in hand has the request's locals.
+      if (res.headersSent || (res as Partial<Response>).locals === undefined) return false;
+      res.setHeader('Connection', 'close');
+      reply(res as Response, code, detail);
+      return true;
     }),
   );
-  mainServer.on('clientError', clientErrorHandler(telemetry.metrics, logger));
+  // An Expect other than 100-continue: Node would answer a bare 417; the app answers it.
+  mainServer.on('checkExpectation', app);
+  mainServer.on('connect', connectHandler(telemetry.metrics, logger));
   // Timeouts, deliberately (see README "HTTP server timeouts"): keep-alive above the load
   // balancer's idle timeout, and bounded time for slow clients to send headers and bodies.
   mainServer.keepAliveTimeout = config.http.keepAliveTimeoutMs;
   mainServer.headersTimeout = config.http.headersTimeoutMs;
   mainServer.requestTimeout = config.http.requestTimeoutMs;
+  const maxConnections = capConnections(mainServer, config.http.maxConnections, {
+    logger,
+    metrics: telemetry.metrics,
+  });
   const opsServer = createServer(
     createOpsApp({
       lifecycle: view,
@@ -187,6 +211,7 @@ export async function startRuntime(
       serveMetrics: (req, res) => telemetry.serveMetrics(req, res),
     }),
   );
+  opsServer.on('clientError', clientErrorHandler(telemetry.metrics, logger));
   telemetry.metrics.observe({
     inFlight: () => tracker.inFlight,
     phase: () => statePath(actor.getSnapshot().value).split('.')[0] ?? 'starting',
@@ -276,6 +301,7 @@ export async function startRuntime(
           startup_ms: Date.now() - startedAt.getTime(),
           bind: context.bind,
           ops_bind: context.opsBind,
+          max_connections: maxConnections,
         });
       },
       logStartFailed: ({ context }) => {

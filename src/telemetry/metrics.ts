@@ -16,6 +16,8 @@ const BREAKER_STATES: readonly BreakerState[] = ['closed', 'open', 'half_open'];
 export interface ServiceMetrics {
   recordRequest(method: string, route: string, status: number, seconds: number): void;
   countError(code: string, category: string): void;
+  /** A connection the main listener closed at once: MAX_CONNECTIONS were open. */
+  countRefusedConnection(): void;
   /** Broker messages handled: the outbox relay (`published`) and the payments consumer (`paid`, ...). */
   countBrokerMessages(flow: 'outbox' | 'payments', outcome: string, count?: number): void;
   /** Sets what the in-flight, lifecycle and dependency gauges read at each scrape. */
@@ -45,6 +47,9 @@ export function createServiceMetrics(meter: Meter, eventLoop: EventLoopMonitor):
   });
   const errors = meter.createCounter('ops.errors', {
     description: 'Error responses and unexpected errors, per catalogue code and category.',
+  });
+  const refusedConnections = meter.createCounter('ops.http.connections.refused', {
+    description: 'Connections the main listener closed at once because MAX_CONNECTIONS were open.',
   });
   const inFlightGauge = meter.createObservableUpDownCounter('http.server.active_requests', {
     description: 'Requests in flight on the main listener.',
@@ -107,6 +112,9 @@ export function createServiceMetrics(meter: Meter, eventLoop: EventLoopMonitor):
     },
     countError(code, category) {
       errors.add(1, { 'error.code': code, 'error.category': category });
+    },
+    countRefusedConnection() {
+      refusedConnections.add(1);
     },
     observe(sources) {
       inFlightGauge.addCallback((result) => result.observe(sources.inFlight()));

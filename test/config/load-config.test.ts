@@ -243,6 +243,13 @@ describe('invalid configuration: one clear line per problem', () => {
     ]);
   });
 
+  it('when the body timeout is not below the whole-request timeout, then that is invalid (the request timeout would cut slow bodies off first)', () => {
+    expect(problemLines({ HTTP_BODY_TIMEOUT_MS: '30000' })).toEqual([
+      'http.bodyTimeoutMs + http.requestTimeoutMs (from env HTTP_BODY_TIMEOUT_MS for http.bodyTimeoutMs, default for http.requestTimeoutMs): the body timeout (30000 ms) must be below the whole-request timeout (30000 ms), or slow bodies are cut off by the request timeout instead',
+    ]);
+    expect(load({ HTTP_BODY_TIMEOUT_MS: '29999' }).ok).toBe(true);
+  });
+
   it('when both listeners are given the same port, then that is invalid', () => {
     expect(problemLines({ PORT: '9000', OPS_PORT: '9000' })[0]).toContain(
       'the main and ops listeners cannot share port 9000',

@@ -175,7 +175,153 @@ describe('request bodies', () => {
   });
 });
 
+describe('request bodies a hostile client sends', () => {
+  const echo = Router();
+  echo.post('/echo', (req, res) => {
+    res.json({ got: req.body as unknown });
+  });
+  /** POSTs the bytes as they are (supertest would JSON-encode a Buffer). */
+  const post = async (
+    body: string | Buffer,
+    headers: Record<string, string> = {},
+  ): Promise<request.Response> => {
+    const h = await ready();
+    const { app } = testApp(h.actor, { routers: [echo] });
+    const server = app.listen(0, '127.0.0.1');
+    try {
+      await new Promise((resolve) => server.once('listening', resolve));
+      let call = request(server).post('/echo').set('Content-Type', 'application/json');
+      for (const [name, value] of Object.entries(headers)) call = call.set(name, value);
+      const bytes = typeof body === 'string' ? Buffer.from(body) : body;
+      return await call
+        .set('Content-Length', String(bytes.length))
+        .serialize((raw: unknown) => raw as string)
+        .send(bytes as never);
+    } finally {
+      server.close();
+    }
+  };
+
+  it('when a member appears twice, then 400 MALFORMED_JSON naming it (JSON.parse would keep the last)', async () => {
+    const res = await post('{"items":[{"sku":"A","quantity":1,"sku":"B"}]}');
+    expect(expectProblem(res, 'MALFORMED_JSON').detail).toContain('"sku" appears more than once');
+  });
+
+  it('when the body has invalid UTF-8, then 400 MALFORMED_JSON (never silently replaced by U+FFFD)', async () => {
+    const res = await post(
+      Buffer.concat([Buffer.from('{"s":"'), Buffer.from([0xc3, 0x28, 0xff]), Buffer.from('"}')]),
+    );
+    expect(expectProblem(res, 'MALFORMED_JSON').detail).toBe(
+      'The request body is not valid UTF-8.',
+    );
+  });
+
+  it('when the body is valid UTF-8 with a BOM, multi-byte text and escapes, then the handler gets the text', async () => {
+    const res = await post(Buffer.from('\ufeff{"s":"é😀\\u00e9"}', 'utf8'));
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ got: { s: 'é😀é' } });
+  });
+
+  it('when the body is JSON but not an object or array, then 400 MALFORMED_JSON', async () => {
+    expectProblem(await post('"just a string"'), 'MALFORMED_JSON');
+  });
+
+  it('when the parser fails, then the detail does not quote the body', async () => {
+    const res = await post('{"secret-ish": tru');
+    expect(expectProblem(res, 'MALFORMED_JSON').detail).toBe('The request body is not valid JSON.');
+  });
+
+  it.each(['gzip', 'deflate', 'br'])(
+    'when the body is %s-encoded, then 415 UNSUPPORTED_MEDIA_TYPE (no decompression)',
+    async (encoding) => {
+      expectProblem(
+        await post('{"a":1}', { 'Content-Encoding': encoding }),
+        'UNSUPPORTED_MEDIA_TYPE',
+      );
+    },
+  );
+
+  it('when a chunked body grows past BODY_LIMIT_BYTES, then 413 PAYLOAD_TOO_LARGE and the connection closes', async () => {
+    const h = await ready();
+    const { app } = testApp(h.actor, { routers: [echo], env: { BODY_LIMIT_BYTES: '1024' } });
+    const server = app.listen(0, '127.0.0.1');
+    try {
+      await new Promise((resolve) => server.once('listening', resolve));
+      const { port } = server.address() as AddressInfo;
+      const status = await new Promise<{ status?: number; connection?: string }>((resolve) => {
+        const req = http.request(
+          {
+            host: '127.0.0.1',
+            port,
+            method: 'POST',
+            path: '/echo',
+            headers: { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' },
+          },
+          (res) => {
+            res.resume();
+            resolve({ status: res.statusCode, connection: res.headers.connection });
+          },
+        );
+        req.on('error', () => resolve({}));
+        for (let i = 0; i < 4; i += 1) req.write(`{"s":"${'x'.repeat(500)}"}`);
+      });
+      expect(status).toEqual({ status: 413, connection: 'close' });
+    } finally {
+      server.close();
+    }
+  });
+});
+
 describe('methods', () => {
+  it('when a probe path is called with another method, then 405 METHOD_NOT_ALLOWED with Allow: GET, HEAD', async () => {
+    const h = await ready();
+    const { app } = testApp(h.actor);
+    for (const path of ['/health', '/livez', '/ready', '/readyz']) {
+      const res = await request(app).post(path).send({});
+      expectProblem(res, 'METHOD_NOT_ALLOWED');
+      expect(res.headers.allow).toBe('GET, HEAD');
+    }
+  });
+
+  it('when OPTIONS names a route, then 204 with its methods in Allow and no body; an unknown path is 404 problem+json', async () => {
+    const h = await ready();
+    const router = Router();
+    router.get('/things/:id', (_req, res) => {
+      res.json({});
+    });
+    const { app } = testApp(h.actor, { routers: [router] });
+    const known = await request(app).options('/things/7');
+    expect(known.status).toBe(204);
+    expect(known.headers.allow).toBe('GET, HEAD, OPTIONS');
+    expect(known.text).toBe('');
+    expect((await request(app).options('/health')).headers.allow).toBe('GET, HEAD, OPTIONS');
+    expectProblem(await request(app).options('/nowhere'), 'ROUTE_NOT_FOUND');
+  });
+
+  it('when a path is long or holds markup, then the 404 detail shows it cut to 64 characters and percent-encoded', async () => {
+    const h = await ready();
+    const res = await request(testApp(h.actor).app).get(`/<script>${'a'.repeat(16_000)}`);
+    const body = expectProblem(res, 'ROUTE_NOT_FOUND');
+    expect(body.detail).toMatch(
+      /^No route for GET \/%3Cscript%3Ea+\.\.\. \(path cut to 64 of \d+ characters\)\.$/,
+    );
+    expect(body.detail.length).toBeLessThan(200);
+  });
+});
+
+describe('response headers', () => {
+  it('when anything is answered, then X-Content-Type-Options is nosniff; errors are never cached', async () => {
+    const h = await ready();
+    const { app } = testApp(h.actor);
+    const probe = await request(app).get('/health');
+    expect(probe.headers['x-content-type-options']).toBe('nosniff');
+    const missing = await request(app).get('/missing');
+    expect(missing.headers['x-content-type-options']).toBe('nosniff');
+    expect(missing.headers['cache-control']).toBe('no-store');
+  });
+});
+
+describe('methods (routes)', () => {
   it('when a path exists with other methods, then 405 METHOD_NOT_ALLOWED with Allow', async () => {
     const h = await ready();
     const router = Router();
@@ -248,7 +394,7 @@ describe('rate limit', () => {
 });
 
 describe('load shedding', () => {
-  it('when more than MAX_CONCURRENT_REQUESTS are in flight, then new ones get 503 OVERLOADED, and once they finish requests pass again', async () => {
+  it('when MAX_CONCURRENT_REQUESTS handlers are running, then new ones get 503 OVERLOADED, and once they finish requests pass again', async () => {
     const h = await ready();
     const release: (() => void)[] = [];
     const router = Router();
@@ -272,6 +418,48 @@ describe('load shedding', () => {
       expect((await Promise.all(held)).map((r) => r.status)).toEqual([200, 200]);
       expect((await agent.get('/quick')).status).toBe(200);
     } finally {
+      server.close();
+    }
+  });
+
+  it('when clients are still trickling their bodies, then they hold no handler slot: other requests are served', async () => {
+    const h = await ready();
+    const router = Router();
+    router.post('/echo', (req, res) => {
+      res.json({ got: req.body as unknown });
+    });
+    router.get('/quick', (_req, res) => {
+      res.json({ quick: true });
+    });
+    const { app, tracker } = testApp(h.actor, {
+      routers: [router],
+      env: { MAX_CONCURRENT_REQUESTS: '2' },
+    });
+    const server = app.listen(0, '127.0.0.1');
+    const slow: http.ClientRequest[] = [];
+    try {
+      await new Promise((resolve) => server.once('listening', resolve));
+      const { port } = server.address() as AddressInfo;
+      for (let i = 0; i < 5; i += 1) {
+        const req = http.request({
+          host: '127.0.0.1',
+          port,
+          method: 'POST',
+          path: '/echo',
+          headers: { 'Content-Type': 'application/json', 'Content-Length': '100' },
+        });
+        req.on('error', () => undefined);
+        req.write('{"a":"');
+        slow.push(req);
+      }
+      while (tracker.inFlight < 5) await new Promise((resolve) => setTimeout(resolve, 5));
+      expect(tracker.handling).toBe(0);
+      const agent = request(server);
+      expect((await agent.get('/quick')).status).toBe(200);
+      expect((await agent.get('/quick')).status).toBe(200);
+      expect(tracker.inFlight).toBe(5);
+    } finally {
+      for (const req of slow) req.destroy();
       server.close();
     }
   });
