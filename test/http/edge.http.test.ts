@@ -12,6 +12,7 @@ import {
 } from '../../src/errors/catalogue';
 import { type RequestLocals, requestSignal } from '../../src/http/request-context.middleware';
 import { harness, toReady, type Harness } from '../helpers/lifecycle-harness';
+import { rawRequest } from '../helpers/raw-http';
 import { testApp } from '../helpers/test-app';
 
 async function ready(): Promise<Harness> {
@@ -240,6 +241,30 @@ describe('request bodies a hostile client sends', () => {
       );
     },
   );
+
+  it('when the body has a transfer coding other than chunked (gzip, chunked), then 415 UNSUPPORTED_MEDIA_TYPE (Node would hand it through undecoded)', async () => {
+    const h = await ready();
+    const { app } = testApp(h.actor, { routers: [echo] });
+    const server = app.listen(0, '127.0.0.1');
+    try {
+      await new Promise((resolve) => server.once('listening', resolve));
+      const { port } = server.address() as AddressInfo;
+      const answer = await rawRequest(
+        port,
+        Buffer.from(
+          'POST /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n' +
+            'Transfer-Encoding: gzip, chunked\r\n\r\n7\r\n{"a":1}\r\n0\r\n\r\n',
+        ),
+      );
+      expect(answer.status).toBe(415);
+      expect(JSON.parse(answer.body)).toMatchObject({
+        code: 'UNSUPPORTED_MEDIA_TYPE',
+        detail: 'The only Transfer-Encoding accepted is chunked.',
+      });
+    } finally {
+      server.close();
+    }
+  });
 
   it('when a chunked body grows past BODY_LIMIT_BYTES, then 413 PAYLOAD_TOO_LARGE and the connection closes', async () => {
     const h = await ready();

@@ -199,6 +199,12 @@ describe('order body validation', () => {
     }
   });
 
+  it('when an unknown member has an empty name, then it is named "" (never an empty field)', () => {
+    expect(fields({ ...VALID, '': 1 })).toEqual(['""']);
+    const items = [{ ...VALID.items[0], '': 1 }];
+    expect(fields({ ...VALID, items })).toEqual(['items[0].""']);
+  });
+
   it('when an unknown member name is long, then it is echoed cut to 64 characters', () => {
     const name = `<b>${'n'.repeat(10_000)}`;
     expect(fields({ ...VALID, [name]: 1 })).toEqual([`${name.slice(0, 64)}...`]);

@@ -6,8 +6,8 @@
 //   out through the app (so the access log, metrics and client agree) and the connection closes;
 // - the body is strict UTF-8 (invalid bytes are 400, never silently replaced by U+FFFD), an
 //   object or array, and has no duplicate member names (JSON.parse would keep the last one);
-// - only `identity` Content-Encoding and the utf-8 charset (415 otherwise): no decompression
-//   bombs, no transcoding.
+// - only `identity` Content-Encoding, `chunked` Transfer-Encoding and the utf-8 charset (415
+//   otherwise): no decompression bombs, no transcoding, no body read as other than it was sent.
 import { AsyncResource } from 'node:async_hooks';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Request, RequestHandler, Response } from 'express';
@@ -41,6 +41,12 @@ function unsupported(req: Request): string | undefined {
   const encoding = req.headers['content-encoding']?.trim().toLowerCase();
   if (encoding !== undefined && encoding !== '' && encoding !== 'identity') {
     return 'Send the body without a Content-Encoding: compressed bodies are not accepted.';
+  }
+  // Node removes `chunked` and hands any other transfer coding (gzip, ...) through undecoded:
+  // the body would be read as something other than what the client sent.
+  const transfer = req.headers['transfer-encoding'];
+  if (transfer !== undefined && transfer.trim().toLowerCase() !== 'chunked') {
+    return 'The only Transfer-Encoding accepted is chunked.';
   }
   return undefined;
 }

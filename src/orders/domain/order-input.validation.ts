@@ -49,6 +49,12 @@ class Problems {
   }
 }
 
+/** A member's path for an answer: an empty name is shown as `""`, never as nothing. */
+function memberPath(parent: string | undefined, name: string): string {
+  const shown = name === '' ? '""' : name;
+  return parent === undefined ? shown : `${parent}.${shown}`;
+}
+
 /** Length in characters (code points), not UTF-16 units. */
 function length(text: string): number {
   return [...text].length;
@@ -68,7 +74,7 @@ function checkItem(value: unknown, at: string, problems: Problems): OrderItem | 
   }
   const before = problems.list.length;
   for (const name of Object.keys(value)) {
-    if (!ITEM_FIELDS.has(name)) problems.add(`${at}.${name}`, 'unknown field');
+    if (!ITEM_FIELDS.has(name)) problems.add(memberPath(at, name), 'unknown field');
   }
   const sku = checkText(value.sku, LIMITS.skuMax);
   if (sku !== undefined) problems.add(`${at}.sku`, sku);
@@ -109,7 +115,7 @@ export function validateOrderInput(body: unknown, extra: readonly FieldError[] =
     throw new ValidationError(problems.list);
   }
   for (const name of Object.keys(body)) {
-    if (!ORDER_FIELDS.has(name)) problems.add(name, 'unknown field');
+    if (!ORDER_FIELDS.has(name)) problems.add(memberPath(undefined, name), 'unknown field');
   }
   const customer = checkText(body.customer_id, LIMITS.customerIdMax);
   if (customer !== undefined) problems.add('customer_id', customer);
