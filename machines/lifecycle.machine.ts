@@ -5,6 +5,12 @@
 //
 //   starting -> ready -> draining -> flushing -> stopped
 //
+// `draining` holds every step the process takes before the flush, in order: a delay while load
+// balancers stop routing here, the drain (intake closed, requests answered, workers stopped),
+// then closing the resources (database pool, broker) one by one. `flushing` then has its whole
+// budget for telemetry. The moments each step began are in the context, so the runtime and the
+// ops endpoints read them from the machine, never from variables of their own.
+//
 // Other code never keeps its own lifecycle flags: it reads `snapshot.hasTag(...)` (see TAGS) or
 // subscribes.
 import { assign, fromCallback, fromPromise, setup } from 'xstate';
@@ -16,6 +22,8 @@ export interface LifecycleBudgets {
   readonly startupTimeoutMs: number;
   readonly delayMs: number;
   readonly drainTimeoutMs: number;
+  /** The whole resource-closing step (each resource has its own share, see the runtime). */
+  readonly closeTimeoutMs: number;
   readonly flushTimeoutMs: number;
 }
 
@@ -48,8 +56,25 @@ export interface StartupFailure {
 /** Why the service stopped or is stopping. Drives the exit code. */
 export type StopReason = 'signal' | 'crash' | 'startup_failed';
 
+/** Epoch milliseconds at which each step began (undefined until it has). */
+export interface LifecycleClock {
+  readonly shutdownStartedAt: number | undefined;
+  readonly intakeStoppedAt: number | undefined;
+  readonly closeStartedAt: number | undefined;
+  readonly flushStartedAt: number | undefined;
+  readonly stoppedAt: number | undefined;
+}
+
+export type FlushStatus = 'ok' | 'timeout' | 'error';
+
+/** What the telemetry flush reports (exporters' real outcome). */
+export interface FlushOutput {
+  readonly status: FlushStatus;
+}
+
 export interface LifecycleContext {
   readonly budgets: LifecycleBudgets;
+  readonly clock: LifecycleClock;
   readonly dependencies: Readonly<Record<string, DependencyState>>;
   readonly bind: string | undefined;
   readonly opsBind: string | undefined;
@@ -61,7 +86,7 @@ export interface LifecycleContext {
   readonly requestsDrained: boolean;
   readonly workersStopped: boolean;
   readonly drainOutcome: 'complete' | 'timeout' | 'skipped' | undefined;
-  readonly flushStatus: 'ok' | 'timeout' | 'error' | undefined;
+  readonly flushStatus: FlushStatus | undefined;
 }
 
 export type LifecycleEvent =
@@ -112,37 +137,48 @@ export const lifecycleMachine = setup({
     watchInFlight: fromCallback(() => notProvided('watchInFlight')),
     /** Asks background workers to finish their unit and checkpoint; sends WORKERS_STOPPED. */
     stopWorkers: fromCallback(() => notProvided('stopWorkers')),
-    /** Flushes and shuts down the telemetry exporters; `timeout` when an export hit its deadline. */
-    flushTelemetry: fromPromise<{ status: 'ok' | 'timeout' }>(() => notProvided('flushTelemetry')),
+    /** Closes the resources in their declared order, each within its own budget. */
+    closeResources: fromPromise<void>(() => notProvided('closeResources')),
+    /** Flushes and shuts down the telemetry exporters; says how the exports really ended. */
+    flushTelemetry: fromPromise<FlushOutput>(() => notProvided('flushTelemetry')),
   },
   actions: {
     // Effects the runtime provides (logging, aborting requests, exiting). No-ops by default so
     // the chart can be exercised on its own.
     logServiceStart: () => undefined,
     logServiceReady: () => undefined,
+    /**
+     * Load shedding judges the event loop over windows that start now: a window that contains
+     * startup work never sheds the first requests readiness lets in.
+     */
+    startServingWindow: () => undefined,
     logStartFailed: () => undefined,
     logShutdownBegin: () => undefined,
+    /** Starts the last-resort deadline (SHUTDOWN_HARD_STOP_MS) that exits even if this chart hangs. */
+    armHardStop: () => undefined,
+    /** Every response not yet started will say `Connection: close`. */
+    closeConnectionsAfterResponse: () => undefined,
     logIntakeStopped: () => undefined,
     logDrainComplete: () => undefined,
     logDrainTimeout: () => undefined,
+    /** `shutdown.pending_work`: what is still running when the drain is cut short. */
+    logPendingWork: () => undefined,
+    logCloseTimeout: () => undefined,
     logTelemetryFlush: () => undefined,
     /** Fires every in-flight request's AbortSignal and closes the remaining sockets. */
     abortInFlight: () => undefined,
     /** Writes `service.exit` and exits with `context.exitCode`. */
     exitProcess: () => undefined,
 
-    recordStartup: assign(({ event }) => {
-      const output = (event as unknown as { output: StartupOutput }).output;
-      return { bind: output.bind, opsBind: output.opsBind };
-    }),
-    recordStartupError: assign(({ event }) => {
-      const error = (event as unknown as { error: unknown }).error;
-      return {
-        exitCode: 1 as const,
-        stopReason: 'startup_failed' as const,
-        failure: startupFailureOf(error),
-      };
-    }),
+    recordStartup: assign((_, output: StartupOutput) => ({
+      bind: output.bind,
+      opsBind: output.opsBind,
+    })),
+    recordStartupError: assign((_, error: unknown) => ({
+      exitCode: 1 as const,
+      stopReason: 'startup_failed' as const,
+      failure: startupFailureOf(error),
+    })),
     recordStartupTimeout: assign(({ context }) => ({
       exitCode: 1 as const,
       stopReason: 'startup_failed' as const,
@@ -151,17 +187,14 @@ export const lifecycleMachine = setup({
         reason: `startup did not complete within ${context.budgets.startupTimeoutMs} ms`,
       },
     })),
-    recordCrashDuringStartup: assign(({ event }) => ({
+    recordCrashDuringStartup: assign((_, error: unknown) => ({
       exitCode: 1 as const,
       stopReason: 'crash' as const,
-      failure: {
-        errorCode: 'PROCESS_CRASH',
-        reason: event.type === 'CRASH' ? describeError(event.error) : 'crash',
-      },
+      failure: { errorCode: 'PROCESS_CRASH', reason: describeError(error) },
     })),
-    recordSignal: assign(({ event }) => ({
+    recordSignal: assign((_, signal: ShutdownSignal) => ({
       stopReason: 'signal' as const,
-      signal: event.type === 'SIGNAL' ? event.signal : undefined,
+      signal,
     })),
     recordCrash: assign({ exitCode: 1 as const, stopReason: 'crash' as const }),
     /** A second signal, or a crash during shutdown: finish as fast as is safe, exit 1. */
@@ -171,33 +204,44 @@ export const lifecycleMachine = setup({
     recordDrainComplete: assign({ drainOutcome: 'complete' as const }),
     recordDrainTimeout: assign({ drainOutcome: 'timeout' as const, exitCode: 1 as const }),
     recordDrainSkipped: assign({ drainOutcome: 'skipped' as const, exitCode: 1 as const }),
-    recordFlushDone: assign(({ event }) => {
-      const output = (event as unknown as { output?: { status?: 'ok' | 'timeout' } }).output;
-      return { flushStatus: output?.status === 'timeout' ? ('timeout' as const) : ('ok' as const) };
-    }),
+    recordFlushDone: assign((_, output: FlushOutput) => ({ flushStatus: output.status })),
     recordFlushError: assign({ flushStatus: 'error' as const }),
     recordFlushTimeout: assign({ flushStatus: 'timeout' as const }),
-    recordDependencyDown: assign(({ context, event }) => {
-      if (event.type !== 'DEPENDENCY_DOWN') return {};
-      const previous = context.dependencies[event.name];
+    // The moments the steps begin. The clock is read here, in the chart, so every reader agrees.
+    stampShutdownStart: assign(({ context }) => ({
+      clock: { ...context.clock, shutdownStartedAt: Date.now() },
+    })),
+    stampIntakeStopped: assign(({ context }) => ({
+      clock: { ...context.clock, intakeStoppedAt: Date.now() },
+    })),
+    stampCloseStart: assign(({ context }) => ({
+      clock: { ...context.clock, closeStartedAt: Date.now() },
+    })),
+    stampFlushStart: assign(({ context }) => ({
+      clock: { ...context.clock, flushStartedAt: Date.now() },
+    })),
+    stampStopped: assign(({ context }) => ({
+      clock: { ...context.clock, stoppedAt: Date.now() },
+    })),
+    recordDependencyDown: assign(({ context }, params: { name: string; reason: string }) => {
+      const previous = context.dependencies[params.name];
       return {
         dependencies: {
           ...context.dependencies,
-          [event.name]: {
+          [params.name]: {
             essential: previous?.essential ?? false,
             status: 'down' as const,
-            reason: event.reason,
+            reason: params.reason,
           },
         },
       };
     }),
-    recordDependencyUp: assign(({ context, event }) => {
-      if (event.type !== 'DEPENDENCY_UP') return {};
-      const previous = context.dependencies[event.name];
+    recordDependencyUp: assign(({ context }, params: { name: string }) => {
+      const previous = context.dependencies[params.name];
       return {
         dependencies: {
           ...context.dependencies,
-          [event.name]: { essential: previous?.essential ?? false, status: 'up' as const },
+          [params.name]: { essential: previous?.essential ?? false, status: 'up' as const },
         },
       };
     }),
@@ -213,12 +257,20 @@ export const lifecycleMachine = setup({
     STARTUP_TIMEOUT: ({ context }) => context.budgets.startupTimeoutMs,
     SHUTDOWN_DELAY: ({ context }) => context.budgets.delayMs,
     DRAIN_TIMEOUT: ({ context }) => context.budgets.drainTimeoutMs,
+    CLOSE_TIMEOUT: ({ context }) => context.budgets.closeTimeoutMs,
     FLUSH_TIMEOUT: ({ context }) => context.budgets.flushTimeoutMs,
   },
 }).createMachine({
   id: 'lifecycle',
   context: ({ input }) => ({
     budgets: input.budgets,
+    clock: {
+      shutdownStartedAt: undefined,
+      intakeStoppedAt: undefined,
+      closeStartedAt: undefined,
+      flushStartedAt: undefined,
+      stoppedAt: undefined,
+    },
     dependencies: Object.fromEntries(
       input.essentialDependencies.map((name) => [
         name,
@@ -237,8 +289,15 @@ export const lifecycleMachine = setup({
     flushStatus: undefined,
   }),
   on: {
-    DEPENDENCY_DOWN: { actions: 'recordDependencyDown' },
-    DEPENDENCY_UP: { actions: 'recordDependencyUp' },
+    DEPENDENCY_DOWN: {
+      actions: {
+        type: 'recordDependencyDown',
+        params: ({ event }) => ({ name: event.name, reason: event.reason }),
+      },
+    },
+    DEPENDENCY_UP: {
+      actions: { type: 'recordDependencyUp', params: ({ event }) => ({ name: event.name }) },
+    },
   },
   initial: 'starting',
   states: {
@@ -247,23 +306,53 @@ export const lifecycleMachine = setup({
       invoke: {
         id: 'startup',
         src: 'startup',
-        onDone: { target: 'ready', actions: 'recordStartup' },
-        onError: { target: 'flushing', actions: ['recordStartupError', 'logStartFailed'] },
+        onDone: {
+          target: 'ready',
+          actions: { type: 'recordStartup', params: ({ event }) => event.output },
+        },
+        // What startup opened (a database pool) is closed before the exit.
+        onError: {
+          target: '#lifecycle.draining.closing',
+          actions: [
+            {
+              type: 'recordStartupError',
+              params: ({ event }: { event: { error: unknown } }) => event.error,
+            },
+            'logStartFailed',
+          ],
+        },
       },
       after: {
         STARTUP_TIMEOUT: {
-          target: 'flushing',
+          target: '#lifecycle.draining.closing',
           actions: ['recordStartupTimeout', 'logStartFailed'],
         },
       },
       on: {
         // Never ready, so no load balancer routes here: skip the delay and stop at once.
-        SIGNAL: { target: 'draining.drain', actions: ['recordSignal', 'logShutdownBegin'] },
-        CRASH: { target: 'flushing', actions: ['recordCrashDuringStartup', 'logStartFailed'] },
+        SIGNAL: {
+          target: '#lifecycle.draining.drain',
+          actions: [
+            { type: 'recordSignal', params: ({ event }) => event.signal },
+            'stampShutdownStart',
+            'armHardStop',
+            'logShutdownBegin',
+          ],
+        },
+        CRASH: {
+          target: '#lifecycle.draining.closing',
+          actions: [
+            {
+              type: 'recordCrashDuringStartup',
+              params: ({ event }: { event: { error: unknown } }) => event.error,
+            },
+            'logStartFailed',
+          ],
+        },
       },
     },
     ready: {
-      entry: 'logServiceReady',
+      entry: ['startServingWindow', 'logServiceReady'],
       initial: 'serving',
       states: {
         serving: {
@@ -276,28 +365,61 @@ export const lifecycleMachine = setup({
         },
       },
       on: {
-        SIGNAL: { target: 'draining', actions: ['recordSignal', 'logShutdownBegin'] },
-        CRASH: { target: 'draining', actions: ['recordCrash', 'logShutdownBegin'] },
+        SIGNAL: {
+          target: 'draining',
+          actions: [
+            { type: 'recordSignal', params: ({ event }) => event.signal },
+            'stampShutdownStart',
+            'armHardStop',
+            'closeConnectionsAfterResponse',
+            'logShutdownBegin',
+          ],
+        },
+        CRASH: {
+          target: 'draining',
+          actions: [
+            'recordCrash',
+            'stampShutdownStart',
+            'armHardStop',
+            'closeConnectionsAfterResponse',
+            'logShutdownBegin',
+          ],
+        },
       },
     },
     draining: {
       tags: [TAGS.draining],
       initial: 'delaying',
+      on: { CRASH: { actions: 'recordExitFailure' } },
       states: {
         // Readiness already fails; keep serving while load balancers stop routing here.
         delaying: {
           tags: [TAGS.accepting],
           after: { SHUTDOWN_DELAY: 'drain' },
+          on: {
+            // A second signal skips what is left of the drain; resources still close and
+            // telemetry is still flushed.
+            SIGNAL: {
+              target: 'closing',
+              actions: ['recordDrainSkipped', 'logDrainTimeout', 'logPendingWork', 'abortInFlight'],
+            },
+          },
         },
         drain: {
           tags: [TAGS.intakeClosed],
           initial: 'closingIntake',
           invoke: { id: 'stopWorkers', src: 'stopWorkers' },
-          on: { WORKERS_STOPPED: { actions: 'recordWorkersStopped' } },
+          on: {
+            WORKERS_STOPPED: { actions: 'recordWorkersStopped' },
+            SIGNAL: {
+              target: 'closing',
+              actions: ['recordDrainSkipped', 'logDrainTimeout', 'logPendingWork', 'abortInFlight'],
+            },
+          },
           after: {
             DRAIN_TIMEOUT: {
-              target: '#lifecycle.flushing',
-              actions: ['recordDrainTimeout', 'logDrainTimeout', 'abortInFlight'],
+              target: 'closing',
+              actions: ['recordDrainTimeout', 'logDrainTimeout', 'logPendingWork', 'abortInFlight'],
             },
           },
           states: {
@@ -305,9 +427,9 @@ export const lifecycleMachine = setup({
               invoke: {
                 id: 'stopIntake',
                 src: 'stopIntake',
-                onDone: { target: 'waiting', actions: 'logIntakeStopped' },
+                onDone: { target: 'waiting', actions: ['stampIntakeStopped', 'logIntakeStopped'] },
                 // A listener that fails to close is still not accepting: carry on draining.
-                onError: { target: 'waiting', actions: 'logIntakeStopped' },
+                onError: { target: 'waiting', actions: ['stampIntakeStopped', 'logIntakeStopped'] },
               },
             },
             waiting: {
@@ -315,28 +437,43 @@ export const lifecycleMachine = setup({
               on: { IN_FLIGHT_ZERO: { actions: 'recordRequestsDrained' } },
               always: {
                 guard: 'drainComplete',
-                target: '#lifecycle.flushing',
+                target: '#lifecycle.draining.closing',
                 actions: ['recordDrainComplete', 'logDrainComplete'],
               },
             },
           },
         },
-      },
-      on: {
-        // A second signal skips what is left of the drain; telemetry is still flushed.
-        SIGNAL: {
-          target: 'flushing',
-          actions: ['recordDrainSkipped', 'logDrainTimeout', 'abortInFlight'],
+        // After the drain, before the flush: the resources (database pool, broker) close in their
+        // declared order, each within its own budget, so a hung one cannot eat the flush's.
+        closing: {
+          tags: [TAGS.intakeClosed, TAGS.stopping],
+          entry: 'stampCloseStart',
+          invoke: {
+            id: 'closeResources',
+            src: 'closeResources',
+            onDone: '#lifecycle.flushing',
+            onError: '#lifecycle.flushing',
+          },
+          after: {
+            CLOSE_TIMEOUT: { target: '#lifecycle.flushing', actions: 'logCloseTimeout' },
+          },
+          on: { SIGNAL: { actions: 'recordExitFailure' } },
         },
-        CRASH: { actions: 'recordExitFailure' },
       },
     },
     flushing: {
       tags: [TAGS.stopping, TAGS.intakeClosed],
+      entry: 'stampFlushStart',
       invoke: {
         id: 'flushTelemetry',
         src: 'flushTelemetry',
-        onDone: { target: 'stopped', actions: ['recordFlushDone', 'logTelemetryFlush'] },
+        onDone: {
+          target: 'stopped',
+          actions: [
+            { type: 'recordFlushDone', params: ({ event }) => event.output },
+            'logTelemetryFlush',
+          ],
+        },
         onError: { target: 'stopped', actions: ['recordFlushError', 'logTelemetryFlush'] },
       },
       after: {
@@ -350,7 +487,7 @@ export const lifecycleMachine = setup({
     stopped: {
       tags: [TAGS.stopping, TAGS.intakeClosed],
       type: 'final',
-      entry: 'exitProcess',
+      entry: ['stampStopped', 'exitProcess'],
     },
   },
 });
@@ -365,8 +502,8 @@ export function readinessOf(snapshot: {
   if (snapshot.hasTag(TAGS.ready)) return 'ready';
   if (snapshot.matches('starting')) return 'starting';
   if (snapshot.matches('ready')) return 'degraded';
-  if (snapshot.matches('draining')) return 'draining';
-  return 'stopping';
+  if (snapshot.hasTag(TAGS.stopping)) return 'stopping';
+  return 'draining';
 }
 
 function describeError(error: unknown): string {
@@ -381,6 +518,14 @@ function startupFailureOf(error: unknown): StartupFailure {
     errorCode: typeof code === 'string' ? code : 'STARTUP_FAILED',
     reason: describeError(error),
   };
+}
+
+/** When the drain must be over (intake stopped + drain budget), once intake has stopped. */
+export function drainDeadlineOf(context: LifecycleContext): number | undefined {
+  const { intakeStoppedAt } = context.clock;
+  return intakeStoppedAt === undefined
+    ? undefined
+    : intakeStoppedAt + context.budgets.drainTimeoutMs;
 }
 
 /** `ready.serving`, `draining.drain.waiting`: the active state as a dotted path. */

@@ -307,18 +307,18 @@ interface CrossKeyProblem {
 
 function crossKeyRules(config: AppConfig): CrossKeyProblem[] {
   const found: CrossKeyProblem[] = [];
-  const { delayMs, drainTimeoutMs, flushTimeoutMs, hardStopMs } = config.shutdown;
-  if (delayMs + drainTimeoutMs + flushTimeoutMs >= hardStopMs) {
+  const { delayMs, drainTimeoutMs, closeTimeoutMs, flushTimeoutMs, hardStopMs } = config.shutdown;
+  const shutdownTotal = delayMs + drainTimeoutMs + closeTimeoutMs + flushTimeoutMs;
+  if (shutdownTotal >= hardStopMs) {
     found.push({
       keys: [
         'shutdown.delayMs',
         'shutdown.drainTimeoutMs',
+        'shutdown.closeTimeoutMs',
         'shutdown.flushTimeoutMs',
         'shutdown.hardStopMs',
       ],
-      message: `delay + drain timeout + flush timeout (${delayMs} + ${drainTimeoutMs} + ${flushTimeoutMs} = ${
-        delayMs + drainTimeoutMs + flushTimeoutMs
-      } ms) must be less than the hard stop deadline (${hardStopMs} ms)`,
+      message: `delay + drain timeout + close timeout + flush timeout (${delayMs} + ${drainTimeoutMs} + ${closeTimeoutMs} + ${flushTimeoutMs} = ${shutdownTotal} ms) must be less than the hard stop deadline (${hardStopMs} ms)`,
     });
   }
   if (

@@ -16,7 +16,7 @@ export function reportInvalidConfig(
   stderr.write(lines.map((line) => `invalid configuration: ${line}\n`).join(''));
   logger.error('config.invalid', {
     error_code: 'CONFIG_INVALID',
-    error_category: 'expected',
+    error_category: 'unexpected',
     problems: lines,
     problem_count: lines.length,
   });

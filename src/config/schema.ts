@@ -46,6 +46,7 @@ export interface AppConfig {
   shutdown: {
     delayMs: number;
     drainTimeoutMs: number;
+    closeTimeoutMs: number;
     flushTimeoutMs: number;
     hardStopMs: number;
   };
@@ -226,6 +227,12 @@ export const schema: convict.Schema<AppConfig> = {
       default: 20_000,
       env: 'SHUTDOWN_DRAIN_TIMEOUT_MS',
     },
+    closeTimeoutMs: {
+      doc: 'Budget for closing resources after the drain (database pool, then broker), in their declared order; each gets its share (resource.close_timeout when it runs out). The flush then has its whole budget.',
+      format: 'duration-ms',
+      default: 1_500,
+      env: 'SHUTDOWN_CLOSE_TIMEOUT_MS',
+    },
     flushTimeoutMs: {
       doc: 'Budget for flushing and shutting down telemetry exporters.',
       format: 'duration-ms',
@@ -233,7 +240,7 @@ export const schema: convict.Schema<AppConfig> = {
       env: 'SHUTDOWN_FLUSH_TIMEOUT_MS',
     },
     hardStopMs: {
-      doc: 'Watchdog: the process exits 1 this long after the first signal whatever is still running. Must exceed delay + drain + flush.',
+      doc: 'Watchdog: the process exits 1 this long after the first signal whatever is still running. Must exceed delay + drain + close + flush.',
       format: 'duration-ms',
       default: 30_000,
       env: 'SHUTDOWN_HARD_STOP_MS',

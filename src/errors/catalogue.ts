@@ -3,7 +3,13 @@
 // heading per code, and a test keeps the two in step (in both directions).
 //
 // category: `expected` errors are the client's or the environment's (bad input, limits, a
-// dependency down) and are not bugs; `unexpected` ones are bugs and are logged with their cause.
+// dependency down) and are not bugs; `unexpected` ones need a person now: a bug (logged with its
+// cause), or the service cannot run at all (it did not start, it crashed, it was hard-stopped).
+// A log line's level follows its code's category: unexpected -> error, expected -> warn or info.
+//
+// OPERATIONAL_CATALOGUE declares the codes that are never an HTTP answer: they appear only as the
+// `error_code` of log lines (startup failures, crashes, shutdown steps). Every code the service
+// emits is declared in one of the two, and has its heading in runbook/errors.md.
 
 export type ErrorCategory = 'expected' | 'unexpected';
 
@@ -137,6 +143,62 @@ export const ERROR_CATALOGUE = {
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;
 
 export const ERROR_CODES = Object.keys(ERROR_CATALOGUE) as ErrorCode[];
+
+export interface OperationalSpec {
+  readonly title: string;
+  readonly category: ErrorCategory;
+}
+
+export const OPERATIONAL_CATALOGUE = {
+  CONFIG_INVALID: {
+    title: 'The configuration is invalid: nothing starts (exit 78)',
+    category: 'unexpected',
+  },
+  PORT_IN_USE: { title: 'A listener port is taken (exit 1)', category: 'unexpected' },
+  BIND_FAILED: { title: 'A listener cannot bind its address (exit 1)', category: 'unexpected' },
+  STARTUP_TIMEOUT: {
+    title: 'Startup did not complete within STARTUP_TIMEOUT_MS (exit 1)',
+    category: 'unexpected',
+  },
+  STARTUP_FAILED: {
+    title: 'Startup failed for a reason no code covers (exit 1)',
+    category: 'unexpected',
+  },
+  PROCESS_CRASH: {
+    title: 'An uncaught exception or unhandled rejection (shutdown, exit 1)',
+    category: 'unexpected',
+  },
+  HARD_STOP: {
+    title: 'Shutdown outlived SHUTDOWN_HARD_STOP_MS: the process exits 1 at once',
+    category: 'unexpected',
+  },
+  WORKER_STOP_FAILED: {
+    title: 'A background worker failed to stop cleanly',
+    category: 'unexpected',
+  },
+  RESOURCE_CLOSE_FAILED: { title: 'A resource failed to close', category: 'unexpected' },
+  RESOURCE_CLOSE_TIMEOUT: {
+    title: 'A resource did not close within its budget and was left behind',
+    category: 'expected',
+  },
+  TELEMETRY_FLUSH_FAILED: {
+    title: 'Spans were not exported at shutdown (the collector failed or timed out)',
+    category: 'expected',
+  },
+} as const satisfies Record<string, OperationalSpec>;
+
+export type OperationalCode = keyof typeof OPERATIONAL_CATALOGUE;
+
+export const OPERATIONAL_CODES = Object.keys(OPERATIONAL_CATALOGUE) as OperationalCode[];
+
+/** Every code the service can emit, answered or logged. */
+export type KnownCode = ErrorCode | OperationalCode;
+
+export function categoryOf(code: KnownCode): ErrorCategory {
+  return code in ERROR_CATALOGUE
+    ? ERROR_CATALOGUE[code as ErrorCode].category
+    : OPERATIONAL_CATALOGUE[code as OperationalCode].category;
+}
 
 export function isErrorCode(value: unknown): value is ErrorCode {
   return typeof value === 'string' && Object.hasOwn(ERROR_CATALOGUE, value);

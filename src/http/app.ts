@@ -8,21 +8,21 @@
 import express, { type ErrorRequestHandler, type Express, type Router } from 'express';
 import type { AppConfig } from '../config/schema';
 import { mapError } from '../errors/to-problem';
-import type { LifecycleView } from '../runtime/lifecycle-view';
-import type { RequestTracker } from '../runtime/request-tracker';
+import type { LifecycleView } from './lifecycle-view';
+import type { RequestTracker } from './request-tracker';
 import type { Logger } from '../telemetry/logger';
 import type { Telemetry } from '../telemetry/telemetry';
 import { compose } from './edge/compose';
 import { requestDeadline } from './edge/deadline.middleware';
 import { jsonBody } from './edge/json-body.middleware';
-import { loadShedding } from './edge/load-shedding.middleware';
+import { loadShedding, shedCheck } from './edge/load-shedding.middleware';
 import { protocolChecks } from './edge/protocol.middleware';
 import { rateLimitMiddleware } from './edge/rate-limit.middleware';
 import { allowedMethods } from './method-not-allowed';
 import { observe } from './observe.middleware';
 import { createReply, type Reply } from './problem-reply';
 import { drainGate, requestId } from './request-context.middleware';
-import { currentScope } from './request-scope';
+import { currentScope } from '../telemetry/request-scope';
 import { PROBE_METHODS, probes } from './routes/probes.routes';
 import { keepShapes } from './stable-shapes';
 
@@ -41,6 +41,7 @@ export function createApp(deps: AppDeps): Express {
   const app = express();
   keepShapes(app);
   const reply = createReply(telemetry.metrics);
+  const wouldShed = shedCheck(config.limits, tracker, telemetry.eventLoop);
   app.disable('x-powered-by');
   app.set('etag', false);
   // Behind N trusted proxies the client is N hops back in X-Forwarded-For (Express `trust proxy`).
@@ -49,7 +50,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(
     compose([
       requestId(),
-      probes(lifecycle),
+      probes(lifecycle, wouldShed),
       observe(telemetry, logger, tracker),
       drainGate(lifecycle, tracker, config.http.handlerTimeoutMs, reply),
       protocolChecks(reply),
@@ -58,7 +59,7 @@ export function createApp(deps: AppDeps): Express {
         { limitBytes: config.http.bodyLimitBytes, timeoutMs: config.http.bodyTimeoutMs },
         reply,
       ),
-      loadShedding(config.limits, tracker, telemetry.eventLoop, reply),
+      loadShedding(wouldShed, tracker, reply),
       requestDeadline(config.http.handlerTimeoutMs, tracker, reply),
     ]),
   );

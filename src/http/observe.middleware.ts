@@ -24,20 +24,31 @@ import {
   ATTR_USER_AGENT_ORIGINAL,
 } from '@opentelemetry/semantic-conventions';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { ERROR_CATALOGUE } from '../errors/catalogue';
-import type { RequestTracker } from '../runtime/request-tracker';
+import { ERROR_CATALOGUE, type ErrorCode } from '../errors/catalogue';
+import type { RequestTracker } from './request-tracker';
+import { routeOf } from './route-of';
 import type { Logger } from '../telemetry/logger';
 import type { Telemetry } from '../telemetry/telemetry';
 import type { RequestLocals } from './request-context.middleware';
-import { type RequestLogFields, type RequestScope, requestScope } from './request-scope';
+import { type RequestLogFields, type RequestScope, requestScope } from '../telemetry/request-scope';
 
-export const UNMATCHED_ROUTE = '(unmatched)';
 const propagator = new W3CTraceContextPropagator();
 
-/** The route template that matched (`/v1/orders/:id`), never the raw path: bounded cardinality. */
-export function routeOf(req: Request): string {
-  const route = (req.route as { path?: unknown } | undefined)?.path;
-  return typeof route === 'string' ? `${req.baseUrl}${route}` : UNMATCHED_ROUTE;
+/**
+ * The access line's level follows the catalogue's category (contract section 5): a bug
+ * (`unexpected`, or a 5xx no code explains) is `error`; an expected answer, 4xx or 5xx
+ * (OVERLOADED, SHUTTING_DOWN, ...), is `warn`; a client that hung up before the answer is not an
+ * error at all: `info`, with `aborted: true`.
+ */
+export function levelOf(
+  status: number,
+  aborted: boolean,
+  code: ErrorCode | undefined,
+): 'error' | 'warn' | 'info' {
+  if (code !== undefined) return ERROR_CATALOGUE[code].category === 'unexpected' ? 'error' : 'warn';
+  if (aborted) return 'info';
+  if (status >= 500) return 'error';
+  return status >= 400 ? 'warn' : 'info';
 }
 
 /** One request being served: its scope (ids, server span) and what its end needs. */
@@ -127,10 +138,7 @@ export function observe(
       line.error_code = locals.errorCode;
       line.error_category = ERROR_CATALOGUE[locals.errorCode].category;
     }
-    logger[status >= 500 || aborted ? 'error' : status >= 400 ? 'warn' : 'info'](
-      'http.request',
-      line,
-    );
+    logger[levelOf(status, aborted, locals.errorCode)]('http.request', line);
     if (locals.tracked !== undefined) tracker.end(locals.tracked);
   };
   // EventEmitter calls a listener with the emitter as `this`: the response.

@@ -7,15 +7,22 @@ import type { ErrorCode } from '../errors/catalogue';
 import { problemOf, sendProblem } from '../errors/problem';
 import { mapError } from '../errors/to-problem';
 import type { BuildInfo } from '../build-info';
-import type { LifecycleView } from '../runtime/lifecycle-view';
-import type { RequestTracker } from '../runtime/request-tracker';
-import { readinessOf, statePath } from '../../machines/lifecycle.machine';
-import type { TransitionRecord } from '../runtime/lifecycle-history';
+import type { LifecycleSnapshot, LifecycleView, TransitionRecord } from './lifecycle-view';
+import type { RequestTracker } from './request-tracker';
+import {
+  drainDeadlineOf,
+  type LifecycleContext,
+  readinessOf,
+  statePath,
+  TAGS,
+} from '../../machines/lifecycle.machine';
 
 export interface OpsAppDeps {
   readonly lifecycle: LifecycleView;
   readonly tracker: RequestTracker;
   readonly history: () => readonly TransitionRecord[];
+  /** What is still running (shown while the service shuts down). */
+  readonly pendingWork?: () => unknown;
   readonly build: BuildInfo;
   readonly configHash: string;
   readonly startedAt: Date;
@@ -24,6 +31,32 @@ export interface OpsAppDeps {
 }
 
 const OPS_ROUTES = new Set(['/lifecycle', '/metrics']);
+
+const shuttingDown = (snapshot: LifecycleSnapshot): boolean =>
+  snapshot.hasTag(TAGS.draining) || snapshot.hasTag(TAGS.stopping);
+
+const iso = (at: number | undefined): string | undefined =>
+  at === undefined ? undefined : new Date(at).toISOString();
+
+/** The shutdown's steps so far, from the machine's clock, and the drain deadline. */
+function shutdownOf(context: LifecycleContext) {
+  const { clock, budgets } = context;
+  const deadline = drainDeadlineOf(context);
+  return {
+    started_at: iso(clock.shutdownStartedAt),
+    intake_stopped_at: iso(clock.intakeStoppedAt),
+    drain_deadline: iso(deadline),
+    drain_remaining_ms: deadline === undefined ? undefined : Math.max(0, deadline - Date.now()),
+    close_started_at: iso(clock.closeStartedAt),
+    flush_started_at: iso(clock.flushStartedAt),
+    budgets_ms: {
+      delay: budgets.delayMs,
+      drain: budgets.drainTimeoutMs,
+      close: budgets.closeTimeoutMs,
+      flush: budgets.flushTimeoutMs,
+    },
+  };
+}
 
 function opsProblem(res: Response, code: ErrorCode, detail: string): void {
   const requestId = randomUUID();
@@ -54,6 +87,9 @@ export function createOpsApp(deps: OpsAppDeps): Express {
       in_flight: deps.tracker.inFlight,
       dependencies: snapshot.context.dependencies,
       exit_code: snapshot.context.exitCode,
+      ...(shuttingDown(snapshot)
+        ? { shutdown: shutdownOf(snapshot.context), pending: deps.pendingWork?.() }
+        : {}),
       build: {
         ...deps.build,
         started_at: deps.startedAt.toISOString(),

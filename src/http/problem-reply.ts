@@ -5,7 +5,7 @@ import { ERROR_CATALOGUE, type ErrorCode } from '../errors/catalogue';
 import { problemOf, sendProblem } from '../errors/problem';
 import type { ServiceMetrics } from '../telemetry/metrics';
 import type { RequestLocals } from './request-context.middleware';
-import { currentScope, type RequestScope } from './request-scope';
+import { currentScope, type RequestScope } from '../telemetry/request-scope';
 
 export interface ReplyOptions {
   readonly extensions?: Readonly<Record<string, unknown>>;

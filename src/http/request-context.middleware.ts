@@ -2,10 +2,10 @@
 // AbortSignal, `Connection: close` while draining, and the fast 503 once the drain is over.
 import { randomUUID } from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { TAGS } from '../../machines/lifecycle.machine';
+import { drainDeadlineOf, TAGS } from '../../machines/lifecycle.machine';
 import type { ErrorCode } from '../errors/catalogue';
-import { type RequestTracker, signalOf, type TrackedRequest } from '../runtime/request-tracker';
-import type { LifecycleView } from '../runtime/lifecycle-view';
+import { type RequestTracker, signalOf, type TrackedRequest } from './request-tracker';
+import type { LifecycleView } from './lifecycle-view';
 import type { Reply } from './problem-reply';
 
 // Bounded length and a safe alphabet: an incoming id is echoed into headers and logs.
@@ -76,7 +76,7 @@ export function drainGate(
     if (snapshot.hasTag(TAGS.draining)) {
       // A request on an already-open connection during the drain is served, unless its own
       // deadline would outlive what is left of the drain budget.
-      const deadline = lifecycle.drainDeadline?.();
+      const deadline = drainDeadlineOf(snapshot.context);
       if (deadline !== undefined && deadline - Date.now() < handlerTimeoutMs) {
         shuttingDown(
           res,
@@ -87,7 +87,8 @@ export function drainGate(
       res.setHeader('Connection', 'close');
     }
     // Ended by observe's 'close' listener (one listener per request, not two).
-    (res.locals as RequestLocals).tracked = tracker.begin(res);
+    const locals = res.locals as RequestLocals;
+    locals.tracked = tracker.begin(res, locals.requestId);
     next();
   };
 }

@@ -25,7 +25,7 @@ type Bag = Record<string | symbol, unknown>;
  * Express itself loads. Not a public export: if a later version moves it, requests only lose its
  * part of the benefit.
  */
-function routerSymbols(): symbol[] {
+export function routerSymbols(): symbol[] {
   try {
     const fromExpress = createRequire(require.resolve('express'));
     const symbols = fromExpress('router/lib/symbols') as { matchedRoute?: unknown };

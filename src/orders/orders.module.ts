@@ -12,7 +12,7 @@ import {
   type DependencyPolicyOptions,
 } from '../resilience/dependency-policy';
 import type { AppConfig } from '../config/schema';
-import type { ModuleContext, RuntimeModule } from '../runtime/runtime';
+import type { ModuleContext, RuntimeModule } from '../contracts';
 import type { Logger } from '../telemetry/logger';
 import { BROKER, createBroker } from '../broker/nats-broker';
 import { createDatabase } from './db/database';
@@ -51,6 +51,18 @@ export function databasePolicyOptions(config: Readonly<AppConfig>): DependencyPo
   };
 }
 
+/**
+ * Each of the module's two resources (database, broker) gets half of SHUTDOWN_CLOSE_TIMEOUT_MS;
+ * the clients give up a little before that, so they end their own work before the runtime's
+ * budget cuts them off.
+ */
+export function resourceCloseMs(closeTimeoutMs: number): number {
+  return Math.max(100, Math.floor(closeTimeoutMs / 2));
+}
+function adapterCloseMs(closeTimeoutMs: number): number {
+  return Math.max(50, resourceCloseMs(closeTimeoutMs) - 50);
+}
+
 /** Where the migrations live: migrations/ at the package root (next to package.json). */
 export function migrationsDir(): string {
   return path.join(packageRoot(), 'migrations');
@@ -69,8 +81,7 @@ async function openDb(config: Readonly<AppConfig>, logger: Logger): Promise<Db> 
         idleInTransactionTimeoutMs: database.idleInTransactionTimeoutMs,
         preparedStatements: database.preparedStatements,
         pipeline: database.pipeline,
-        // Closing runs inside the flush budget: leave most of it to telemetry.
-        closeTimeoutMs: Math.max(100, Math.floor(shutdown.flushTimeoutMs / 3)),
+        closeTimeoutMs: adapterCloseMs(shutdown.closeTimeoutMs),
       },
       logger,
     );
@@ -133,8 +144,7 @@ export function ordersModule(context: ModuleContext): RuntimeModule {
     },
   });
 
-  // Closing runs inside the flush budget: leave most of it to telemetry.
-  const closeTimeoutMs = Math.max(100, Math.floor(config.shutdown.flushTimeoutMs / 3));
+  const closeMs = resourceCloseMs(config.shutdown.closeTimeoutMs);
   const broker =
     config.nats.url === ''
       ? undefined
@@ -144,7 +154,7 @@ export function ordersModule(context: ModuleContext): RuntimeModule {
           paymentsAckWaitMs: config.nats.paymentsAckWaitMs,
           logger,
           onAvailability: (up, reason) => context.reportDependency(BROKER, up, reason),
-          closeTimeoutMs,
+          closeTimeoutMs: adapterCloseMs(config.shutdown.closeTimeoutMs),
         });
   const relay =
     broker &&
@@ -218,10 +228,13 @@ export function ordersModule(context: ModuleContext): RuntimeModule {
       ...(relay === undefined ? [] : [relay]),
       ...(payments === undefined ? [] : [payments]),
     ],
-    // The broker last: the workers above have stopped (drain), the database is closed first.
+    // Closed in this order, after the drain (the workers above have stopped): the database
+    // first, the broker last.
     resources: [
-      { name: DATABASE, close: async () => opened?.close() },
-      ...(broker === undefined ? [] : [{ name: BROKER, close: () => broker.close() }]),
+      { name: DATABASE, closeTimeoutMs: closeMs, close: async () => opened?.close() },
+      ...(broker === undefined
+        ? []
+        : [{ name: BROKER, closeTimeoutMs: closeMs, close: () => broker.close() }]),
     ],
     essentialDependencies: [DATABASE],
   };

@@ -2,6 +2,7 @@
 //   websocket://host:port  a local inspector (e.g. `npx @statelyai/inspect` style receivers)
 //   sky                     Stately's hosted inspector (needs internet)
 // @statelyai/inspect is ESM-only, so it is loaded lazily, and only when asked for.
+import { setTimeout } from 'node:timers/promises';
 import type { InspectionEvent } from 'xstate';
 import type { Logger } from '../telemetry/logger';
 
@@ -32,7 +33,7 @@ export async function startInspector(setting: string, logger: Logger): Promise<I
     // The inspector sends each event on a 0 ms timer: let the last transitions (flushing,
     // stopped) go out before closing the socket. Bounded, and the socket never holds the process.
     stop: async () => {
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      await setTimeout(20, undefined, { ref: false });
       inspector.stop();
     },
   };

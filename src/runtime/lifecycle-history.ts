@@ -3,13 +3,9 @@
 // the machine, never kept alongside it.
 import type { InspectionEvent } from 'xstate';
 import { statePath } from '../../machines/lifecycle.machine';
+import type { TransitionRecord } from '../http/lifecycle-view';
 
-export interface TransitionRecord {
-  readonly from: string;
-  readonly to: string;
-  readonly cause: string;
-  readonly at: string;
-}
+export type { TransitionRecord };
 
 const MAX_RECORDS = 100;
 

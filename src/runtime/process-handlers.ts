@@ -2,7 +2,7 @@
 // signal is the first or the second is for the machine to decide.
 import type { Actor } from 'xstate';
 import type { LifecycleMachine } from '../../machines/lifecycle.machine';
-import { outsideRequest } from '../http/request-scope';
+import { outsideRequest } from '../telemetry/request-scope';
 import type { Logger } from '../telemetry/logger';
 
 export function installProcessHandlers(actor: Actor<LifecycleMachine>, logger: Logger): () => void {

@@ -2,7 +2,7 @@
 // and format, secrets are scrubbed, and the current request's ids join every line.
 import { buildInfo } from '../build-info';
 import type { LoadedConfig } from '../config/load-config';
-import { currentLogFields } from '../http/request-scope';
+import { currentLogFields } from '../telemetry/request-scope';
 import { createLogger, type Logger } from '../telemetry/logger';
 
 export function createServiceLogger(loaded: LoadedConfig): Logger {

@@ -7,6 +7,8 @@ export interface EventLoopMonitor {
   p99Ms(): number;
   /** How many windows have completed (p99Ms reads the last one). */
   windowsClosed(): number;
+  /** Forgets what was measured and starts a new window now (serving starts). */
+  restart(): void;
   stop(): void;
 }
 
@@ -15,15 +17,23 @@ export function createEventLoopMonitor(windowMs = 1000): EventLoopMonitor {
   histogram.enable();
   let last = 0;
   let closed = 0;
-  const timer = setInterval(() => {
+  const closeWindow = (): void => {
     last = histogram.count > 0 ? histogram.percentile(99) / 1e6 : 0;
     closed += 1;
     histogram.reset();
-  }, windowMs);
+  };
+  let timer = setInterval(closeWindow, windowMs);
   timer.unref();
   return {
     p99Ms: () => last,
     windowsClosed: () => closed,
+    restart() {
+      clearInterval(timer);
+      histogram.reset();
+      last = 0;
+      timer = setInterval(closeWindow, windowMs);
+      timer.unref();
+    },
     stop: () => {
       clearInterval(timer);
       histogram.disable();

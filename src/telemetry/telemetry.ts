@@ -5,6 +5,7 @@
 import os from 'node:os';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { diag, DiagLogLevel, type Tracer } from '@opentelemetry/api';
+import { callWithTimeout, TimeoutError } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { resourceFromAttributes } from '@opentelemetry/resources';
@@ -22,8 +23,21 @@ import type { AppConfig } from '../config/schema';
 import type { Logger } from './logger';
 import { createEventLoopMonitor, type EventLoopMonitor } from './event-loop-monitor';
 import { createServiceMetrics, type ServiceMetrics } from './metrics';
+import { ExportLedger, type ExportOutcome, flushOutcome, type LedgerCounts } from './export-ledger';
+import { outsideRequest } from './request-scope';
 
-export type FlushStatus = 'ok' | 'timeout';
+export type FlushStatus = ExportOutcome;
+
+/** How the flush really ended, from the exporter's own results (see export-ledger.ts). */
+export interface FlushReport {
+  readonly status: FlushStatus;
+  /** Spans whose export failed, timed out or never answered during the flush. */
+  readonly spansDropped: number;
+  /** The same since the process started (exports that failed while serving too). */
+  readonly spansDroppedTotal: number;
+  /** Why, when not ok. */
+  readonly reason?: string;
+}
 
 export interface Telemetry {
   readonly tracer: Tracer;
@@ -34,11 +48,15 @@ export interface Telemetry {
   /** Serves the Prometheus text format (mounted at the ops listener's /metrics). */
   serveMetrics(req: IncomingMessage, res: ServerResponse): void;
   /**
-   * Flushes and shuts down traces and metrics, each bounded by the flush budget. Resolves with
-   * `timeout` when an export hit its deadline, rejects when an export failed. Idempotent: a second
-   * call returns the first call's promise.
+   * Flushes and shuts down traces and metrics, each bounded by the flush budget, and says how it
+   * really ended: `error` when an export failed, `timeout` when one hit its deadline or never
+   * answered. Never rejects. Idempotent: a second call returns the first call's promise.
    */
-  flush(): Promise<FlushStatus>;
+  flush(): Promise<FlushReport>;
+  /** The flush's report once it has ended (undefined before, or while it runs). */
+  lastFlush(): FlushReport | undefined;
+  /** Span export outcomes so far (undefined when nothing is exported). */
+  exportCounts(): LedgerCounts | undefined;
 }
 
 export function createTelemetry(
@@ -47,12 +65,16 @@ export function createTelemetry(
   logger: Logger,
 ): Telemetry {
   // OpenTelemetry's own errors (a failed export, a dropped batch) become log events.
+  // They run in whatever async scope started the exporter's timer (often a request's): these lines
+  // are the exporter's, never a request's.
   diag.setLogger(
     {
       error: (message, ...args) =>
-        logger.warn('telemetry.error', { message, detail: args.map(String) }),
+        outsideRequest(() => logger.warn('telemetry.error', { message, detail: args.map(String) })),
       warn: (message, ...args) =>
-        logger.warn('telemetry.warning', { message, detail: args.map(String) }),
+        outsideRequest(() =>
+          logger.warn('telemetry.warning', { message, detail: args.map(String) }),
+        ),
       info: () => undefined,
       debug: () => undefined,
       verbose: () => undefined,
@@ -77,6 +99,11 @@ export function createTelemetry(
   // A collector that accepts TCP and never answers would hold each export for the exporter's
   // timeout: keep it inside the flush budget (see ../shared/STACK.md, OpenTelemetry shutdown).
   const exportTimeoutMs = Math.max(1, Math.min(config.telemetry.exportTimeoutMs, budget));
+  const ledger = exporting
+    ? new ExportLedger(
+        new OTLPTraceExporter({ url: config.telemetry.endpoint, timeoutMillis: exportTimeoutMs }),
+      )
+    : undefined;
   const tracerProvider = new NodeTracerProvider({
     resource,
     // Parent-based: an incoming sampled parent is followed. With nowhere to export, new roots are
@@ -86,17 +113,15 @@ export function createTelemetry(
         ? new TraceIdRatioBasedSampler(config.telemetry.samplerRatio)
         : new AlwaysOffSampler(),
     }),
-    spanProcessors: exporting
-      ? [
-          new BatchSpanProcessor(
-            new OTLPTraceExporter({
-              url: config.telemetry.endpoint,
-              timeoutMillis: exportTimeoutMs,
+    spanProcessors:
+      ledger === undefined
+        ? []
+        : [
+            new BatchSpanProcessor(ledger, {
+              exportTimeoutMillis: exportTimeoutMs,
+              scheduledDelayMillis: 1000,
             }),
-            { exportTimeoutMillis: exportTimeoutMs, scheduledDelayMillis: 1000 },
-          ),
-        ]
-      : [],
+          ],
   });
 
   const prometheus = new PrometheusExporter({ preventServerStart: true });
@@ -107,7 +132,8 @@ export function createTelemetry(
     eventLoop,
   );
 
-  let flushing: Promise<FlushStatus> | undefined;
+  let flushing: Promise<FlushReport> | undefined;
+  let flushed: FlushReport | undefined;
   return {
     tracer: tracerProvider.getTracer('ops-service', build.version),
     metrics,
@@ -115,59 +141,66 @@ export function createTelemetry(
     exporting,
     serveMetrics: (req, res) => prometheus.getMetricsRequestHandler(req, res),
     flush() {
-      flushing ??= flushAll(tracerProvider, meterProvider, budget);
+      flushing ??= outsideRequest(() =>
+        flushAll(tracerProvider, meterProvider, ledger, budget),
+      ).then((report) => {
+        flushed = report;
+        return report;
+      });
       return flushing;
     },
+    lastFlush: () => flushed,
+    exportCounts: () => ledger?.counts(),
   };
-}
-
-const DEADLINE_EXCEEDED = 4; // gRPC status code
-
-function isDeadline(error: unknown): boolean {
-  const list = Array.isArray(error) ? (error as unknown[]) : [error];
-  return list.some((item) => {
-    const code = (item as { code?: unknown } | null)?.code;
-    return (
-      code === DEADLINE_EXCEEDED ||
-      (item instanceof Error && /DEADLINE_EXCEEDED|timeout/i.test(item.message))
-    );
-  });
-}
-
-function withDeadline<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(
-      () =>
-        reject(
-          Object.assign(new Error(`${what}: timeout after ${ms} ms`), { code: DEADLINE_EXCEEDED }),
-        ),
-      ms,
-    );
-    timer.unref();
-  });
-  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }
 
 async function flushAll(
   tracerProvider: NodeTracerProvider,
   meterProvider: MeterProvider,
+  ledger: ExportLedger | undefined,
   budgetMs: number,
-): Promise<FlushStatus> {
-  // Traces first (spans of requests that finished during the drain), then metrics; each under the
-  // budget. forceFlush and shutdown can reject (forceFlush with an array of errors).
-  const results = await Promise.allSettled([
-    withDeadline(
+): Promise<FlushReport> {
+  const before = ledger?.counts();
+  // Traces (spans of requests that finished during the drain) and metrics, each under the budget.
+  // The trace provider resolves even when its exports fail: the ledger says what happened.
+  const [traces, metrics] = await Promise.allSettled([
+    callWithTimeout(
       tracerProvider.forceFlush().then(() => tracerProvider.shutdown()),
       budgetMs,
-      'traces',
     ),
-    withDeadline(meterProvider.shutdown(), budgetMs, 'metrics'),
+    callWithTimeout(meterProvider.shutdown(), budgetMs),
   ]);
-  const failures = results
-    .filter((r): r is PromiseRejectedResult => r.status === 'rejected')
-    .map((r) => r.reason as unknown);
-  if (failures.length === 0) return 'ok';
-  if (failures.every(isDeadline)) return 'timeout';
-  throw new AggregateError(failures.flat(), 'telemetry flush failed');
+  const after = ledger?.counts();
+  const spans =
+    before === undefined || after === undefined
+      ? { status: 'ok' as const, spansDropped: 0 }
+      : flushOutcome(before, after);
+  const spansDroppedTotal = after === undefined ? 0 : after.failed + after.timedOut + after.pending;
+  const failures = [traces, metrics].filter(
+    (r): r is PromiseRejectedResult => r.status === 'rejected',
+  );
+  const timedOut = failures.some((f) => f.reason instanceof TimeoutError);
+  const failed = failures.some((f) => !(f.reason instanceof TimeoutError));
+  const status: FlushStatus =
+    spans.status === 'error' || failed
+      ? 'error'
+      : spans.status === 'timeout' || timedOut
+        ? 'timeout'
+        : 'ok';
+  const reason =
+    status === 'ok'
+      ? undefined
+      : (ledger?.lastError ?? describe(failures[0]?.reason) ?? 'an export did not finish');
+  return {
+    status,
+    spansDropped: spans.spansDropped,
+    spansDroppedTotal,
+    ...(reason === undefined ? {} : { reason }),
+  };
+}
+
+function describe(error: unknown): string | undefined {
+  if (error === undefined) return undefined;
+  if (error instanceof Error) return error.message;
+  return typeof error === 'string' ? error : 'unknown error';
 }

@@ -200,7 +200,7 @@ describe('invalid configuration: one clear line per problem', () => {
     );
   });
 
-  it('when delay + drain + flush does not fit inside the hard stop, then the cross-key rule names every key and source', () => {
+  it('when delay + drain + close + flush does not fit inside the hard stop, then the cross-key rule names every key and source', () => {
     const lines = problemLines({
       SHUTDOWN_DRAIN_TIMEOUT_MS: '25000',
       SHUTDOWN_HARD_STOP_MS: '30000',
@@ -210,7 +210,7 @@ describe('invalid configuration: one clear line per problem', () => {
     expect(lines[0]).toContain('env SHUTDOWN_HARD_STOP_MS for shutdown.hardStopMs');
     expect(lines[0]).toContain('default for shutdown.delayMs');
     expect(lines[0]).toContain(
-      '(5000 + 25000 + 3000 = 33000 ms) must be less than the hard stop deadline (30000 ms)',
+      '(5000 + 25000 + 1500 + 3000 = 34500 ms) must be less than the hard stop deadline (30000 ms)',
     );
   });
 

@@ -121,9 +121,7 @@ export async function runLoad(options: LoadOptions): Promise<Outcome[]> {
   return outcomes;
 }
 
-export function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
+export { setTimeout as delay } from 'node:timers/promises';
 
 /** Contract section 3 events, in the order a clean shutdown writes them. */
 export const CONTRACT_SHUTDOWN_ORDER = [

@@ -11,6 +11,7 @@ export const BUDGETS = {
   startupTimeoutMs: 1_000,
   delayMs: 500,
   drainTimeoutMs: 2_000,
+  closeTimeoutMs: 400,
   flushTimeoutMs: 300,
 };
 const INPUT: LifecycleInput = { budgets: BUDGETS, essentialDependencies: ['database'] };
@@ -32,10 +33,17 @@ export function deferred<T>(): Deferred<T> {
 
 /** The machine with fake effects the test controls, and a log of the named actions run. */
 export function harness(
-  options: { workersStopAtOnce?: boolean; inFlight?: number; essential?: string[] } = {},
+  options: {
+    workersStopAtOnce?: boolean;
+    resourcesCloseAtOnce?: boolean;
+    inFlight?: number;
+    essential?: string[];
+  } = {},
 ) {
   const startup = deferred<{ bind: string; opsBind: string }>();
-  const flush = deferred<{ status: 'ok' | 'timeout' }>();
+  const flush = deferred<{ status: 'ok' | 'timeout' | 'error' }>();
+  const close = deferred<void>();
+  if (options.resourcesCloseAtOnce !== false) close.resolve(undefined);
   const actions: string[] = [];
   let inFlight = options.inFlight ?? 0;
   let sendToMachine: ((event: AnyEventObject) => void) | undefined;
@@ -57,6 +65,10 @@ export function harness(
         actions.push('stopWorkers');
         if (options.workersStopAtOnce !== false) sendBack({ type: 'WORKERS_STOPPED' });
       }),
+      closeResources: fromPromise(() => {
+        actions.push('closeResources');
+        return close.promise;
+      }),
       flushTelemetry: fromPromise(() => {
         actions.push('flushTelemetry');
         return flush.promise;
@@ -66,11 +78,16 @@ export function harness(
       [
         'logServiceStart',
         'logServiceReady',
+        'startServingWindow',
         'logStartFailed',
         'logShutdownBegin',
+        'armHardStop',
+        'closeConnectionsAfterResponse',
         'logIntakeStopped',
         'logDrainComplete',
         'logDrainTimeout',
+        'logPendingWork',
+        'logCloseTimeout',
         'logTelemetryFlush',
         'abortInFlight',
         'exitProcess',
@@ -87,6 +104,7 @@ export function harness(
     actor,
     actions,
     startup,
+    close,
     flush,
     state,
     send,

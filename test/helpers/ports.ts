@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import net from 'node:net';
 
 /** A port that was free a moment ago (bind 0, read it, close). */
@@ -32,7 +33,7 @@ export async function everListened(port: number, until: Promise<unknown>): Promi
   });
   while (!done) {
     if (await canConnect(port)) connected = true;
-    await new Promise((resolve) => setTimeout(resolve, 5));
+    await delay(5);
   }
   return connected;
 }

@@ -1,4 +1,5 @@
 // The edge policies and the error catalogue, through the real app (supertest).
+import { setTimeout as delay } from 'node:timers/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Router } from 'express';
@@ -11,6 +12,7 @@ import {
   ValidationError,
 } from '../../src/errors/catalogue';
 import { type RequestLocals, requestSignal } from '../../src/http/request-context.middleware';
+import { drainDeadlineOf } from '../../machines/lifecycle.machine';
 import { harness, toReady, type Harness } from '../helpers/lifecycle-harness';
 import { rawRequest } from '../helpers/raw-http';
 import { testApp } from '../helpers/test-app';
@@ -381,7 +383,7 @@ describe('rate limit', () => {
     expectProblem(limited, 'RATE_LIMITED');
     expect(Number(limited.headers['retry-after'])).toBeGreaterThanOrEqual(1);
     expect(limited.headers.ratelimit).toMatch(/^limit=3, remaining=0, reset=\d+$/);
-    await new Promise((resolve) => setTimeout(resolve, 1100));
+    await delay(1100);
     expect((await request(app).get('/r')).status).toBe(200);
   });
 
@@ -437,7 +439,7 @@ describe('load shedding', () => {
     try {
       const agent = request(server);
       const held = [agent.get('/hold').then((r) => r), agent.get('/hold').then((r) => r)];
-      while (tracker.inFlight < 2) await new Promise((resolve) => setTimeout(resolve, 5));
+      while (tracker.inFlight < 2) await delay(5);
       expectProblem(await agent.get('/quick'), 'OVERLOADED');
       release.forEach((fn) => fn());
       expect((await Promise.all(held)).map((r) => r.status)).toEqual([200, 200]);
@@ -477,7 +479,7 @@ describe('load shedding', () => {
         req.write('{"a":"');
         slow.push(req);
       }
-      while (tracker.inFlight < 5) await new Promise((resolve) => setTimeout(resolve, 5));
+      while (tracker.inFlight < 5) await delay(5);
       expect(tracker.handling).toBe(0);
       const agent = request(server);
       expect((await agent.get('/quick')).status).toBe(200);
@@ -518,7 +520,7 @@ describe('request deadline', () => {
       while (signal === undefined) await new Promise((resolve) => setImmediate(resolve));
       expect(signal.aborted).toBe(false);
       client.destroy();
-      while (tracker.inFlight > 0) await new Promise((resolve) => setTimeout(resolve, 5));
+      while (tracker.inFlight > 0) await delay(5);
       expect(signal.aborted).toBe(true);
       expect((signal.reason as Error).message).toBe('the connection closed before the answer');
     } finally {
@@ -562,18 +564,30 @@ describe('request deadline', () => {
     expect(tracker.inFlight).toBe(0);
   });
 
-  it("when draining and a request's deadline would outlive the drain budget, then 503 SHUTTING_DOWN at once", async () => {
-    const h = await ready();
+  it("when draining and a request's deadline would outlive the drain budget (from the machine's clock), then 503 SHUTTING_DOWN at once; one that fits is served", async () => {
+    // One request still in flight keeps the machine in the drain.
+    const h = harness({ inFlight: 1 });
+    await toReady(h);
     h.send({ type: 'SIGNAL', signal: 'SIGTERM' });
-    const handler = jest.fn();
+    // The harness's delay (500 ms) passes, intake stops: the drain deadline is 2 s from then.
+    while (drainDeadlineOf(h.context()) === undefined) {
+      await delay(20);
+    }
+    const handler = jest.fn((_req: unknown, res: { json(body: unknown): void }) => {
+      res.json({ ok: true });
+    });
     const router = Router();
     router.get('/work', handler);
-    const view = { getSnapshot: () => h.actor.getSnapshot(), drainDeadline: () => Date.now() + 50 };
-    const res = await request(
-      testApp(view, { routers: [router], env: { REQUEST_TIMEOUT_MS: '1000' } }).app,
+    const tooLong = await request(
+      testApp(h.actor, { routers: [router], env: { REQUEST_TIMEOUT_MS: '3000' } }).app,
     ).get('/work');
-    expectProblem(res, 'SHUTTING_DOWN');
-    expect(res.headers.connection).toBe('close');
+    expectProblem(tooLong, 'SHUTTING_DOWN');
+    expect(tooLong.headers.connection).toBe('close');
     expect(handler).not.toHaveBeenCalled();
+    const fits = await request(
+      testApp(h.actor, { routers: [router], env: { REQUEST_TIMEOUT_MS: '1000' } }).app,
+    ).get('/work');
+    expect(fits.status).toBe(200);
+    expect(fits.headers.connection).toBe('close');
   });
 });

@@ -3,7 +3,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Router } from 'express';
 import request from 'supertest';
-import type { RequestTracker } from '../../src/runtime/request-tracker';
+import type { RequestTracker } from '../../src/http/request-tracker';
 import { testApp } from '../helpers/test-app';
 import { BUDGETS, harness, settle, toReady, type Harness } from '../helpers/lifecycle-harness';
 

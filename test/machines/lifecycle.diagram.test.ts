@@ -12,15 +12,17 @@ describe('the lifecycle diagram', () => {
     expect(readSection(readme, LIFECYCLE_DIAGRAM)).toBe(`\`\`\`mermaid\n${diagram}\n\`\`\``);
   });
 
-  it('when rendered, then it shows the five phases in order and every deadline by name', () => {
+  it('when rendered, then it shows the five phases in order, the closing step, and every deadline by name', () => {
     expect(diagram.startsWith('stateDiagram-v2\n  [*] --> starting')).toBe(true);
     for (const edge of [
       'starting --> ready: startup done',
       'ready --> draining: SIGNAL',
       'delaying --> drain: after SHUTDOWN_DELAY',
-      'waiting --> flushing: always [drainComplete]',
-      'drain --> flushing: after DRAIN_TIMEOUT',
-      'starting --> flushing: after STARTUP_TIMEOUT',
+      'waiting --> closing: always [drainComplete]',
+      'drain --> closing: after DRAIN_TIMEOUT',
+      'closing --> flushing: closeResources done',
+      'closing --> flushing: after CLOSE_TIMEOUT',
+      'starting --> closing: after STARTUP_TIMEOUT',
       'flushing --> stopped: after FLUSH_TIMEOUT',
       'stopped --> [*]',
     ]) {

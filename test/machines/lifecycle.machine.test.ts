@@ -1,5 +1,5 @@
 // The lifecycle chart on its own: fake effects, fake timers, no I/O.
-import { readinessOf, statePath, TAGS } from '../../machines/lifecycle.machine';
+import { drainDeadlineOf, readinessOf, statePath, TAGS } from '../../machines/lifecycle.machine';
 import { BUDGETS, harness, settle, toReady } from '../helpers/lifecycle-harness';
 
 beforeEach(() => {
@@ -47,7 +47,12 @@ describe('starting', () => {
       stopReason: 'startup_failed',
       failure: { errorCode: 'PORT_IN_USE', reason: 'main listener cannot bind' },
     });
-    expect(h.actions).toEqual(['logServiceStart', 'logStartFailed', 'flushTelemetry']);
+    expect(h.actions).toEqual([
+      'logServiceStart',
+      'logStartFailed',
+      'closeResources',
+      'flushTelemetry',
+    ]);
     h.flush.resolve({ status: 'ok' });
     await settle();
     expect(h.state()).toBe('stopped');
@@ -66,6 +71,8 @@ describe('starting', () => {
     jest.advanceTimersByTime(BUDGETS.startupTimeoutMs - 1);
     expect(h.state()).toBe('starting');
     jest.advanceTimersByTime(1);
+    expect(h.state()).toBe('draining.closing');
+    await settle();
     expect(h.state()).toBe('flushing');
     expect(h.context().failure?.errorCode).toBe('STARTUP_TIMEOUT');
     expect(h.context().exitCode).toBe(1);
@@ -87,9 +94,11 @@ describe('starting', () => {
     expect(h.context()).toMatchObject({ exitCode: 0, signal: 'SIGTERM', drainOutcome: 'complete' });
   });
 
-  it('when the process crashes during startup, then it fails with PROCESS_CRASH and exits 1', () => {
+  it('when the process crashes during startup, then it fails with PROCESS_CRASH and exits 1', async () => {
     const h = harness();
     h.send({ type: 'CRASH', error: new Error('oops') });
+    expect(h.state()).toBe('draining.closing');
+    await settle();
     expect(h.state()).toBe('flushing');
     expect(h.context()).toMatchObject({
       exitCode: 1,
@@ -157,6 +166,9 @@ describe('the golden shutdown path', () => {
     jest.advanceTimersByTime(BUDGETS.delayMs);
     await settle();
     h.requestsFinish();
+    expect(h.state()).toBe('draining.closing');
+    expect(h.actions.slice(-2)).toEqual(['logDrainComplete', 'closeResources']);
+    await settle();
     expect(h.state()).toBe('flushing');
     expect(h.actor.getSnapshot().hasTag(TAGS.stopping)).toBe(true);
     h.flush.resolve({ status: 'ok' });
@@ -166,16 +178,40 @@ describe('the golden shutdown path', () => {
     expect(h.context()).toMatchObject({ exitCode: 0, drainOutcome: 'complete', flushStatus: 'ok' });
     expect(h.actions).toEqual([
       'logServiceStart',
+      'startServingWindow',
       'logServiceReady',
+      'armHardStop',
+      'closeConnectionsAfterResponse',
       'logShutdownBegin',
       'stopWorkers',
       'stopIntake',
       'logIntakeStopped',
       'logDrainComplete',
+      'closeResources',
       'flushTelemetry',
       'logTelemetryFlush',
       'exitProcess',
     ]);
+    // Each step's start is on the machine's clock, in order.
+    const { clock } = h.context();
+    expect(clock.shutdownStartedAt).toBeDefined();
+    expect(clock.intakeStoppedAt).toBeGreaterThanOrEqual(clock.shutdownStartedAt ?? Infinity);
+    expect(clock.closeStartedAt).toBeGreaterThanOrEqual(clock.intakeStoppedAt ?? Infinity);
+    expect(clock.flushStartedAt).toBeGreaterThanOrEqual(clock.closeStartedAt ?? Infinity);
+    expect(clock.stoppedAt).toBeGreaterThanOrEqual(clock.flushStartedAt ?? Infinity);
+    expect(clock.intakeStoppedAt).toBe(clock.shutdownStartedAt! + BUDGETS.delayMs);
+  });
+
+  it('when intake has stopped, then the drain deadline is intake stopped + DRAIN_TIMEOUT, read from the machine', async () => {
+    const h = harness({ inFlight: 1 });
+    await toReady(h);
+    expect(drainDeadlineOf(h.context())).toBeUndefined();
+    h.send({ type: 'SIGNAL', signal: 'SIGTERM' });
+    jest.advanceTimersByTime(BUDGETS.delayMs);
+    await settle();
+    expect(drainDeadlineOf(h.context())).toBe(
+      (h.context().clock.intakeStoppedAt ?? 0) + BUDGETS.drainTimeoutMs,
+    );
   });
 
   it('when requests are done but workers have not stopped, then the drain waits for them', async () => {
@@ -186,8 +222,82 @@ describe('the golden shutdown path', () => {
     await settle();
     expect(h.state()).toBe('draining.drain.waiting');
     h.send({ type: 'WORKERS_STOPPED' });
+    await settle();
     expect(h.state()).toBe('flushing');
     expect(h.context().signal).toBe('SIGINT');
+  });
+});
+
+describe('closing resources, after the drain and before the flush', () => {
+  async function toClosing(options: Parameters<typeof harness>[0] = {}) {
+    const h = harness({ resourcesCloseAtOnce: false, ...options });
+    await toReady(h);
+    h.send({ type: 'SIGNAL', signal: 'SIGTERM' });
+    jest.advanceTimersByTime(BUDGETS.delayMs);
+    await settle();
+    expect(h.state()).toBe('draining.closing');
+    return h;
+  }
+
+  it('when resources are closing, then readiness says stopping and new work gets the fast 503 (stopping tag)', async () => {
+    const h = await toClosing();
+    expect(readinessOf(h.actor.getSnapshot())).toBe('stopping');
+    expect(h.actor.getSnapshot().hasTag(TAGS.stopping)).toBe(true);
+    expect(h.actions).not.toContain('flushTelemetry');
+    h.close.resolve();
+    await settle();
+    expect(h.state()).toBe('flushing');
+  });
+
+  it('when closing outlives CLOSE_TIMEOUT, then it is logged and the flush starts with its whole budget', async () => {
+    const h = await toClosing();
+    jest.advanceTimersByTime(BUDGETS.closeTimeoutMs - 1);
+    expect(h.state()).toBe('draining.closing');
+    jest.advanceTimersByTime(1);
+    expect(h.state()).toBe('flushing');
+    expect(h.actions.slice(-2)).toEqual(['logCloseTimeout', 'flushTelemetry']);
+    // The flush's own deadline counts from the flush's start.
+    jest.advanceTimersByTime(BUDGETS.flushTimeoutMs - 1);
+    expect(h.state()).toBe('flushing');
+    jest.advanceTimersByTime(1);
+    expect(h.state()).toBe('stopped');
+    expect(h.context().flushStatus).toBe('timeout');
+  });
+
+  it('when a signal arrives while closing, then closing goes on (it has its own budget) and the exit code is 1', async () => {
+    const h = await toClosing();
+    h.send({ type: 'SIGNAL', signal: 'SIGTERM' });
+    expect(h.state()).toBe('draining.closing');
+    expect(h.actions.filter((a) => a === 'closeResources')).toHaveLength(1);
+    h.close.resolve();
+    h.flush.resolve({ status: 'ok' });
+    await settle();
+    expect(h.state()).toBe('stopped');
+    expect(h.context().exitCode).toBe(1);
+  });
+
+  it('when startup fails after opening resources, then they are closed before the flush', async () => {
+    const h = harness();
+    h.startup.reject(new Error('boom'));
+    await settle();
+    expect(h.actions).toEqual([
+      'logServiceStart',
+      'logStartFailed',
+      'closeResources',
+      'flushTelemetry',
+    ]);
+  });
+});
+
+describe('readiness and load shedding', () => {
+  it('when the service becomes ready, then the load window starts over before it says ready', async () => {
+    const h = harness();
+    await toReady(h);
+    expect(h.actions.slice(0, 3)).toEqual([
+      'logServiceStart',
+      'startServingWindow',
+      'logServiceReady',
+    ]);
   });
 });
 
@@ -201,8 +311,15 @@ describe('shutdown deadlines and failures', () => {
     jest.advanceTimersByTime(BUDGETS.drainTimeoutMs - 1);
     expect(h.state()).toBe('draining.drain.waiting');
     jest.advanceTimersByTime(1);
+    await settle();
     expect(h.state()).toBe('flushing');
-    expect(h.actions.slice(-3)).toEqual(['logDrainTimeout', 'abortInFlight', 'flushTelemetry']);
+    expect(h.actions.slice(-5)).toEqual([
+      'logDrainTimeout',
+      'logPendingWork',
+      'abortInFlight',
+      'closeResources',
+      'flushTelemetry',
+    ]);
     expect(h.context()).toMatchObject({ exitCode: 1, drainOutcome: 'timeout' });
   });
 
@@ -211,8 +328,10 @@ describe('shutdown deadlines and failures', () => {
     await toReady(h);
     h.send({ type: 'SIGNAL', signal: 'SIGTERM' });
     h.send({ type: 'SIGNAL', signal: 'SIGTERM' });
+    await settle();
     expect(h.state()).toBe('flushing');
     expect(h.actions).toContain('abortInFlight');
+    expect(h.actions).toContain('logPendingWork');
     expect(h.context()).toMatchObject({ exitCode: 1, drainOutcome: 'skipped' });
     h.flush.resolve({ status: 'ok' });
     await settle();

@@ -3,6 +3,7 @@
 // event id; payments.captured applied exactly once, acknowledged after the commit, dead-lettered
 // to payments.dlq at once when it can never apply and after PAYMENTS_MAX_DELIVER deliveries when
 // it keeps failing; a broker that is away loses nothing.
+import { setTimeout as delay } from 'node:timers/promises';
 import { randomUUID } from 'node:crypto';
 import type { StoredMsg } from 'nats';
 import { ROOT_CONTEXT, SpanKind, trace, TraceFlags } from '@opentelemetry/api';
@@ -12,7 +13,7 @@ import {
   SimpleSpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
 import { type Broker, createBroker, PAYMENTS_CONSUMER } from '../../src/broker/nats-broker';
-import { currentLogFields, requestScope } from '../../src/http/request-scope';
+import { currentLogFields, requestScope } from '../../src/telemetry/request-scope';
 import type { Database } from '../../src/orders/db/database';
 import { migrate, readMigrations } from '../../src/orders/db/migrations.runner';
 import { migrationsDir } from '../../src/orders/orders.module';
@@ -424,7 +425,7 @@ describe('the payments consumer', () => {
           name,
           async (session) => {
             entered();
-            await new Promise((resolve) => setTimeout(resolve, 300));
+            await delay(300);
             return work(session);
           },
           options,

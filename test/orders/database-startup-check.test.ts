@@ -2,6 +2,7 @@
 // is ready: PGlite's start runs WASM on the main thread, and load shedding reads the event-loop
 // monitor, whose window holding that block closes only later (every second). A fake database and
 // a fake monitor whose windows the test closes.
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Db, DbSession, QueryResult, Row } from '../../src/orders/db/db';
 import { databaseStartupCheck } from '../../src/orders/db/database.startup-check';
 import { migrationsDir } from '../../src/orders/orders.module';
@@ -50,8 +51,6 @@ function check(eventLoop: ReturnType<typeof fakeMonitor>, onReady: () => void) {
     maxEventLoopDelayMs: LIMIT_MS,
   });
 }
-
-const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('the database startup check on PGlite', () => {
   it('when the window holding the start-up block has not closed yet, then ready waits for it and for a window on time after it', async () => {

@@ -7,7 +7,7 @@ import {
   InMemorySpanExporter,
   SimpleSpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
-import { requestScope } from '../../src/http/request-scope';
+import { requestScope } from '../../src/telemetry/request-scope';
 import { createDatabase } from '../../src/orders/db/database';
 import { sql } from '../../src/orders/db/database';
 import { createDependencyPolicy } from '../../src/resilience/dependency-policy';

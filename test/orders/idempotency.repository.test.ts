@@ -4,6 +4,7 @@
 // lock_timeout, rollback on a cut connection or an abandoned transaction. PGlite runs one
 // connection, one transaction at a time, so a transaction held open beside another cannot exist
 // there (its concurrent requests are serialised: the race below still gives one order).
+import { setTimeout as delay } from 'node:timers/promises';
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { holdKey } from './support/hold-key';
@@ -90,8 +91,6 @@ async function ordersWithKey(key: string): Promise<number> {
   return rows.length;
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 describe.each(backends)('on $name', (backend) => {
   let database: BackendDatabase;
   beforeAll(async () => {
@@ -147,7 +146,7 @@ describe.each(backends)('on $name', (backend) => {
       const prefix = `purge-${randomUUID()}`;
       await createWithKey(`${prefix}-expired`, { retentionMs: 1 });
       await createWithKey(`${prefix}-kept`);
-      await sleep(20);
+      await delay(20);
 
       let purged = 0;
       for (let deleted = -1; deleted !== 0;) {
@@ -237,7 +236,7 @@ describe.each(backends)('on $name', (backend) => {
     it('when it runs, then expired keys are purged and the outbox backlog is reported', async () => {
       const key = `worker-${randomUUID()}`;
       await createWithKey(key, { retentionMs: 1 });
-      await sleep(20);
+      await delay(20);
       const backlogs: number[] = [];
       const { logger } = captureLogger();
       const worker = createIdempotencyPurgeWorker({
@@ -300,7 +299,7 @@ describe('on postgres only', () => {
       const holder = await holdKey(testDb.url, key, FINGERPRINT);
       try {
         const second = createWithKey(key);
-        await sleep(100);
+        await delay(100);
         await holder.client.query('COMMIT');
         expect(await second).toBeUndefined();
         expect(await run((s) => readKey(s, key))).toMatchObject({
@@ -316,7 +315,7 @@ describe('on postgres only', () => {
       const holder = await holdKey(testDb.url, key, FINGERPRINT);
       try {
         const second = createWithKey(key);
-        await sleep(100);
+        await delay(100);
         await holder.client.query('ROLLBACK');
         expect(await second).toBeDefined();
         expect(await ordersWithKey(key)).toBe(1);
@@ -371,7 +370,7 @@ describe('on postgres only', () => {
     it('when an expired key is locked by another transaction, then the purge skips it instead of waiting', async () => {
       const key = `purge-locked-${randomUUID()}`;
       await createWithKey(key, { retentionMs: 1 });
-      await sleep(20);
+      await delay(20);
       const locker = new pg.Client({ connectionString: testDb.url });
       await locker.connect();
       try {

@@ -2,6 +2,7 @@
 // way any client could take the service down or make it say something false, run as an attacker
 // would (raw sockets, a real process) and checked from the outside: the answers, the access log,
 // the metrics and readiness.
+import { setTimeout as delay } from 'node:timers/promises';
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import net from 'node:net';
@@ -162,7 +163,7 @@ describe('slow uploads', () => {
         'POST /v1/orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n' +
         'Idempotency-Key: slow\r\nContent-Length: 100000\r\n\r\n{"customer_id":"';
       const tricklers = Array.from({ length: 10 }, () => trickle(port, head, 100));
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await delay(300);
       const served: number[] = [];
       for (let i = 0; i < 8; i += 1) {
         served.push((await postOrder(port, `during-${randomUUID()}`, orderBody())).status ?? 0);
@@ -177,7 +178,7 @@ describe('slow uploads', () => {
         expect(afterMs).toBeGreaterThanOrEqual(1_400);
         expect(afterMs).toBeLessThan(3_000);
       }
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      await delay(200);
       const logged = service.lines.filter((l) => l.event === 'http.request' && l.status === 408);
       expect(logged).toHaveLength(10);
       for (const line of logged) expect(line).toMatchObject({ error_code: 'CLIENT_TIMEOUT' });
@@ -206,7 +207,7 @@ describe('slow uploads', () => {
         [...lines, '\r\n'],
       );
       expectProblem(response, 'CLIENT_TIMEOUT');
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      await delay(200);
       const logged = service.lines.filter((l) => l.event === 'http.request');
       expect(logged).toHaveLength(1);
       expect(logged[0]).toMatchObject({ status: 408, error_code: 'CLIENT_TIMEOUT' });
@@ -234,7 +235,7 @@ describe('too many connections', () => {
         socket.on('close', () => (closedByServer += 1));
         sockets.push(socket);
       }
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      await delay(500);
       expect(closedByServer).toBe(15);
       const samples = await metrics(opsPort);
       expect(sampleValue(samples, 'ops_http_connections_refused_total', {})).toBe(15);
@@ -245,7 +246,7 @@ describe('too many connections', () => {
       expect(refused.refused).toBeGreaterThanOrEqual(1);
 
       for (const socket of sockets) socket.destroy();
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      await delay(200);
       expect((await getPath(port, '/health')).status).toBe(200);
     } finally {
       for (const socket of sockets) socket.destroy();

@@ -1,5 +1,6 @@
 // INSPECT=websocket://host:port streams the live machine to an XState inspector. A local
 // WebSocket receiver stands in for the inspector UI (the hosted one is not reachable here).
+import { setTimeout as delay } from 'node:timers/promises';
 import { WebSocketServer } from 'ws';
 import type { AddressInfo } from 'node:net';
 import { freePort } from '../helpers/ports';
@@ -37,8 +38,7 @@ it('when INSPECT names a local WebSocket inspector, then the machine definition 
           m.type === '@xstate.snapshot' &&
           JSON.stringify(m.snapshot?.value) === '{"ready":"serving"}',
       );
-    while (!sawReady() && Date.now() < deadline)
-      await new Promise((resolve) => setTimeout(resolve, 50));
+    while (!sawReady() && Date.now() < deadline) await delay(50);
     const signalAt = Date.now();
     service.kill('SIGTERM');
     const code = await service.exited();

@@ -34,7 +34,7 @@ async function runInvalid(env: Record<string, string>, expectedLine: string | Re
     level: 'error',
     event: 'config.invalid',
     error_code: 'CONFIG_INVALID',
-    error_category: 'expected',
+    error_category: 'unexpected',
     service: 'ops-service',
     version: '0.1.0',
   });
@@ -97,7 +97,7 @@ describe('when the configuration is invalid, then nothing listens, each problem 
     });
     expect(await service.exited()).toBe(78);
     expect(service.rawStdout[0]).toMatch(
-      /^ERROR config\.invalid version=0\.1\.0 env=test error_code=CONFIG_INVALID error_category=expected problems=\[.*log\.level.*\] problem_count=1 service=ops-service ts=/,
+      /^ERROR config\.invalid version=0\.1\.0 env=test error_code=CONFIG_INVALID error_category=unexpected problems=\[.*log\.level.*\] problem_count=1 service=ops-service ts=/,
     );
   });
 });

@@ -1,5 +1,6 @@
 // The one way to call a dependency: retries, timeouts, the breaker and the bulkhead, against a
 // fake dependency whose failures the test scripts.
+import { setTimeout as delay } from 'node:timers/promises';
 import { AppError } from '../../src/errors/catalogue';
 import {
   createDependencyPolicy,
@@ -208,7 +209,7 @@ describe('circuit breaker', () => {
     const { policy, states, availability, events } = setup();
     for (let i = 0; i < 3; i += 1)
       await codeOf(policy.call(() => Promise.reject(refused()), { retry: false }));
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await delay(200);
     expect(await policy.call(() => Promise.resolve('back'), { retry: false })).toBe('back');
     expect(policy.breakerState()).toBe('closed');
     expect(states).toEqual(['closed', 'open', 'half_open', 'closed']);
@@ -220,7 +221,7 @@ describe('circuit breaker', () => {
     const { policy, states } = setup();
     for (let i = 0; i < 3; i += 1)
       await codeOf(policy.call(() => Promise.reject(refused()), { retry: false }));
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await delay(200);
     await codeOf(policy.call(() => Promise.reject(refused()), { retry: false }));
     expect(policy.breakerState()).toBe('open');
     expect(states).toEqual(['closed', 'open', 'half_open', 'open']);

@@ -1,5 +1,6 @@
 // The stdout batcher of the logger: lines share writes within a short window, a large batch
 // leaves at once, flush() writes now, and a process exit writes whatever is pending.
+import { setTimeout as delay } from 'node:timers/promises';
 import { Writable } from 'node:stream';
 import { FLUSH_AFTER_MS, FLUSH_AT_BYTES, LineBatcher } from '../../src/telemetry/line-batcher';
 
@@ -14,8 +15,6 @@ function collector() {
   return { writes, target };
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 it('when lines arrive within the window, then they leave together in one write, after at most FLUSH_AFTER_MS', async () => {
   const { writes, target } = collector();
   const batcher = new LineBatcher(target);
@@ -23,10 +22,10 @@ it('when lines arrive within the window, then they leave together in one write, 
   await new Promise((resolve) => setImmediate(resolve));
   batcher.push('{"b":2}');
   expect(writes).toEqual([]);
-  await sleep(FLUSH_AFTER_MS + 20);
+  await delay(FLUSH_AFTER_MS + 20);
   expect(writes).toEqual(['{"a":1}\n{"b":2}\n']);
   batcher.push('{"c":3}');
-  await sleep(FLUSH_AFTER_MS + 20);
+  await delay(FLUSH_AFTER_MS + 20);
   expect(writes).toEqual(['{"a":1}\n{"b":2}\n', '{"c":3}\n']);
 });
 
@@ -47,7 +46,7 @@ it('when flush() is called, then pending lines are written now', async () => {
   batcher.push('{"now":true}');
   await batcher.flush();
   expect(writes).toEqual(['{"now":true}\n']);
-  await sleep(FLUSH_AFTER_MS + 20);
+  await delay(FLUSH_AFTER_MS + 20);
   expect(writes).toHaveLength(1);
 });
 

@@ -3,7 +3,7 @@
 // client gets 503 REQUEST_TIMEOUT.
 import type { RequestHandler } from 'express';
 import { AppError } from '../../errors/catalogue';
-import type { RequestTracker } from '../../runtime/request-tracker';
+import type { RequestTracker } from '../request-tracker';
 import type { Reply } from '../problem-reply';
 import type { RequestLocals } from '../request-context.middleware';
 

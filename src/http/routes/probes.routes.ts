@@ -3,7 +3,8 @@
 // machine: 200 only in ready.serving, otherwise 503 with the state and the reasons.
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { readinessOf } from '../../../machines/lifecycle.machine';
-import type { LifecycleView } from '../../runtime/lifecycle-view';
+import type { LifecycleView } from '../lifecycle-view';
+import type { ShedCheck } from '../edge/load-shedding.middleware';
 import { breaksProtocol } from '../edge/protocol.middleware';
 
 const LIVE = new Set(['/health', '/livez']);
@@ -15,7 +16,10 @@ export const PROBE_METHODS: ReadonlyMap<string, readonly string[]> = new Map(
 );
 
 /** GET/HEAD /health, /livez, /ready, /readyz; anything else goes on. */
-export function probes(lifecycle: LifecycleView): RequestHandler {
+export function probes(
+  lifecycle: LifecycleView,
+  wouldShed: ShedCheck = () => undefined,
+): RequestHandler {
   const live = (res: Response): void => {
     res.setHeader('Cache-Control', 'no-store');
     res.status(200).json({ status: 'ok' });
@@ -24,7 +28,9 @@ export function probes(lifecycle: LifecycleView): RequestHandler {
   // operators, on the ops listener's /lifecycle (issue #11).
   const ready = (res: Response): void => {
     const snapshot = lifecycle.getSnapshot();
-    const status = readinessOf(snapshot);
+    // Never ready while the request it routes would be shed (contract section 4).
+    const shedding = readinessOf(snapshot) === 'ready' ? wouldShed() : undefined;
+    const status = shedding === undefined ? readinessOf(snapshot) : 'degraded';
     const dependencies: Record<string, { status: string; essential: boolean }> = {};
     const reasons: Record<string, string> = {};
     for (const [name, dependency] of Object.entries(snapshot.context.dependencies)) {
@@ -32,7 +38,8 @@ export function probes(lifecycle: LifecycleView): RequestHandler {
       if (dependency.status === 'down') reasons[name] = 'unavailable';
       else if (dependency.status !== 'up') reasons[name] = 'not checked yet';
     }
-    if (status !== 'ready') reasons.lifecycle = `service is ${status}`;
+    if (shedding !== undefined) reasons.load = 'overloaded';
+    else if (status !== 'ready') reasons.lifecycle = `service is ${status}`;
     res.setHeader('Cache-Control', 'no-store');
     res
       .status(status === 'ready' ? 200 : 503)

@@ -2,8 +2,9 @@
 // to answer, apply the migrations, then report it up. It gives up before the runtime's own
 // STARTUP_TIMEOUT_MS with the last error, so `service.start_failed` says what was wrong
 // (`database: not reachable at 127.0.0.1:5432/orders after 12000 ms: connect ECONNREFUSED ...`).
-import type { StartupCheck } from '../../runtime/runtime';
+import type { StartupCheck } from '../../contracts';
 import type { Logger } from '../../telemetry/logger';
+import { setTimeout } from 'node:timers/promises';
 import { abortReason, type Db, describeDbError, untilAborted } from './db';
 import { migrate, readMigrations } from './migrations.runner';
 
@@ -24,17 +25,10 @@ export interface DatabaseStartupOptions {
 
 const RETRY_EVERY_MS = 250;
 
+/** Node's timer, rejecting with the signal's own reason when startup is abandoned. */
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(abortReason(signal));
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
+  return setTimeout(ms, undefined, { signal }).catch(() => {
+    throw abortReason(signal);
   });
 }
 

@@ -5,7 +5,7 @@
 // table, never parameter values.
 import { type Context, SpanKind, SpanStatusCode, type Tracer, trace } from '@opentelemetry/api';
 import { AppError } from '../../errors/catalogue';
-import { currentScope } from '../../http/request-scope';
+import { currentScope } from '../../telemetry/request-scope';
 import type { DependencyPolicy } from '../../resilience/dependency-policy';
 import type { Db, DbSession, QueryResult, Row } from './db';
 

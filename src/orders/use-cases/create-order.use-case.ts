@@ -4,7 +4,7 @@
 // never yield two orders nor stay held, and runbook/orders.md for what on-call sees.
 import { randomUUID } from 'node:crypto';
 import { AppError } from '../../errors/catalogue';
-import { currentScope } from '../../http/request-scope';
+import { currentScope } from '../../telemetry/request-scope';
 import type { Logger } from '../../telemetry/logger';
 import { traceparentOf } from '../../telemetry/trace-context';
 import type { Database } from '../db/database';

@@ -1,11 +1,12 @@
 // Pings the database every DATABASE_HEALTH_INTERVAL_MS on its own connection and tells the
 // health tracker. While the breaker is not closed, a good ping is followed by one trial call
 // through the policy, so the breaker closes (and readiness recovers) even when no request comes.
-import type { Worker } from '../../runtime/runtime';
+import type { Worker } from '../../contracts';
 import type { DependencyPolicy } from '../../resilience/dependency-policy';
 import type { Db } from '../db/db';
 import { describeDbError } from '../db/db';
 import type { DatabaseHealth } from '../db/database-health';
+import { periodic } from './periodic';
 
 export interface PingerWorker extends Worker {
   start(): void;
@@ -18,11 +19,6 @@ export function createDatabasePinger(deps: {
   readonly intervalMs: number;
   readonly timeoutMs: number;
 }): PingerWorker {
-  let timer: NodeJS.Timeout | undefined;
-  let running: Promise<void> | undefined;
-  let started = false;
-  let stopped = false;
-
   async function tick(): Promise<void> {
     const db = deps.db();
     if (db === undefined) return;
@@ -42,30 +38,17 @@ export function createDatabasePinger(deps: {
   }
 
   // Fixed rate: a ping that times out does not also delay the next one.
-  const schedule = (delayMs: number): void => {
-    if (stopped) return;
-    timer = setTimeout(() => {
-      const startedAt = Date.now();
-      running = tick().finally(() => {
-        running = undefined;
-        schedule(Math.max(0, deps.intervalMs - (Date.now() - startedAt)));
-      });
-    }, delayMs);
-    // Never what keeps the process alive.
-    timer.unref();
-  };
+  const loop = periodic({
+    intervalMs: deps.intervalMs,
+    run: tick,
+    onError: () => undefined,
+    fixedRate: true,
+    runAtStart: false,
+  });
 
   return {
     name: 'database-pinger',
-    start() {
-      if (started || stopped) return;
-      started = true;
-      schedule(deps.intervalMs);
-    },
-    async stop() {
-      stopped = true;
-      if (timer !== undefined) clearTimeout(timer);
-      await running;
-    },
+    start: () => loop.start(),
+    stop: () => loop.stop(),
   };
 }

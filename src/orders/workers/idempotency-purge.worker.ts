@@ -3,7 +3,7 @@
 // gauge reads (a metrics scrape never queries the database). stop() lets the current batch
 // finish and resolves.
 import type { Logger } from '../../telemetry/logger';
-import type { Worker } from '../../runtime/runtime';
+import type { Worker } from '../../contracts';
 import type { Database } from '../db/database';
 import { describeDbError } from '../db/db';
 import { purgeExpiredKeys } from '../data/idempotency.repository';

@@ -9,7 +9,7 @@
 import { SpanKind, SpanStatusCode, trace, type Tracer } from '@opentelemetry/api';
 import { headers as natsHeaders } from 'nats';
 import type { Broker } from '../../broker/nats-broker';
-import type { Worker } from '../../runtime/runtime';
+import type { Worker } from '../../contracts';
 import type { Logger } from '../../telemetry/logger';
 import { contextOf, traceparentOf } from '../../telemetry/trace-context';
 import type { Database } from '../db/database';

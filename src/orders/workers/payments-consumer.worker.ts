@@ -21,13 +21,14 @@ import {
 } from '@opentelemetry/api';
 import { type ConsumerMessages, headers as natsHeaders, type JsMsg } from 'nats';
 import { type Broker, PAYMENTS_CONSUMER, SUBJECTS } from '../../broker/nats-broker';
-import { requestScope } from '../../http/request-scope';
-import type { Worker } from '../../runtime/runtime';
+import { requestScope } from '../../telemetry/request-scope';
+import type { Worker } from '../../contracts';
 import type { Logger } from '../../telemetry/logger';
 import { contextOf } from '../../telemetry/trace-context';
 import type { Database } from '../db/database';
 import { describeDbError } from '../db/db';
 import { applyPayment, type CapturedPayment } from '../data/payment.repository';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { isOrderId } from '../domain/order';
 import { unstorableText } from '../domain/text';
 
@@ -251,15 +252,12 @@ export function createPaymentsConsumer(deps: {
       );
   }
 
-  const pause = (ms: number): Promise<void> =>
-    new Promise((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      timer.unref();
-      wakeUp = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
+  // Ends early when stop() wakes it; never what keeps the process alive.
+  const pause = (ms: number): Promise<void> => {
+    const early = new AbortController();
+    wakeUp = () => early.abort();
+    return sleep(ms, undefined, { signal: early.signal, ref: false }).catch(() => undefined);
+  };
 
   async function consumeWhileConnected(): Promise<void> {
     const js = broker.jetstream();

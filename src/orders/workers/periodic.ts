@@ -1,6 +1,11 @@
 // The loop shared by the background workers: one run at a time, every `intervalMs` after the
-// previous run ended, on demand (`wake`, coalesced with a run in progress), and a stop that waits
-// for the run in progress to finish its unit of work.
+// previous run ended (or, `fixedRate`, every `intervalMs` from the previous run's start), on
+// demand (`wake`, coalesced with a run in progress), and a stop that waits for the run in
+// progress to finish its unit of work. Runs are the worker's own work, never a request's: they
+// run outside any request scope even when a request wakes them (their log lines carry no
+// request id).
+import { outsideRequest } from '../../telemetry/request-scope';
+
 export interface Periodic<T> {
   /** Runs once at once, then every interval. Idempotent. */
   start(): void;
@@ -19,6 +24,10 @@ export function periodic<T>(options: {
   readonly run: () => Promise<T>;
   /** A failed run's result; the loop goes on. */
   readonly onError: (error: unknown) => T;
+  /** The next run `intervalMs` after the previous one started: a slow run does not delay it. */
+  readonly fixedRate?: boolean;
+  /** The first run at start (default), or one interval after it. */
+  readonly runAtStart?: boolean;
 }): Periodic<T> {
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<T> | undefined;
@@ -28,8 +37,7 @@ export function periodic<T>(options: {
 
   const runOnce = (): Promise<T> => {
     if (running !== undefined) return running;
-    running = options
-      .run()
+    running = outsideRequest(() => options.run())
       .catch(options.onError)
       .finally(() => {
         running = undefined;
@@ -41,11 +49,16 @@ export function periodic<T>(options: {
     return running;
   };
 
-  const schedule = (): void => {
+  const schedule = (delayMs: number): void => {
     if (stopped) return;
     timer = setTimeout(() => {
-      void runOnce().finally(schedule);
-    }, options.intervalMs);
+      const startedAt = Date.now();
+      void runOnce().finally(() => {
+        const elapsed = options.fixedRate === true ? Date.now() - startedAt : 0;
+        schedule(Math.max(0, options.intervalMs - elapsed));
+      });
+    }, delayMs);
+    // Never what keeps the process alive.
     timer.unref();
   };
 
@@ -53,7 +66,8 @@ export function periodic<T>(options: {
     start() {
       if (started || stopped) return;
       started = true;
-      void runOnce().finally(schedule);
+      if (options.runAtStart === false) schedule(options.intervalMs);
+      else void runOnce().finally(() => schedule(options.intervalMs));
     },
     runOnce,
     wake() {

@@ -9,7 +9,7 @@ import {
 } from '@opentelemetry/sdk-trace-base';
 import { buildInfo } from '../../../src/build-info';
 import { loadConfig } from '../../../src/config/load-config';
-import { currentLogFields } from '../../../src/http/request-scope';
+import { currentLogFields } from '../../../src/telemetry/request-scope';
 import { ordersModule } from '../../../src/orders/orders.module';
 import { type Runtime, startRuntime } from '../../../src/runtime/runtime';
 import { createTelemetry } from '../../../src/telemetry/telemetry';

@@ -1,6 +1,7 @@
 // The local NATS JetStream server for broker tests (TEST_NATS_URL, default nats://127.0.0.1:4222).
 // Each test file uses its own NATS_SUBJECT_PREFIX, so its subjects and streams are its own: files
 // run in any order and in parallel, and their streams are deleted at the end.
+import { setTimeout as delay } from 'node:timers/promises';
 import { randomBytes } from 'node:crypto';
 import {
   connect,
@@ -82,6 +83,6 @@ export async function eventually<T>(
     if (value !== undefined) return value;
     if (Date.now() > deadline)
       throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
+    await delay(25);
   }
 }

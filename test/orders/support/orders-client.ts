@@ -1,6 +1,7 @@
 // An HTTP client for the orders API that never rejects: every request ends in an outcome
 // (a complete response, or the error that cut it off), so tests can account for each one.
 import http from 'node:http';
+import { setTimeout as delay } from 'node:timers/promises';
 
 export interface OrderBody {
   customer_id: string;
@@ -116,9 +117,7 @@ export function getPath(port: number, path: string): Promise<Outcome> {
   return send(port, { method: 'GET', path });
 }
 
-export function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
+export { delay };
 
 /** Polls `check` every `everyMs` until it returns true; resolves with the time it took. */
 export async function waitUntil(

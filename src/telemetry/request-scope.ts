@@ -1,6 +1,11 @@
-// The scope of the request being served, carried through async calls: its log fields (so every
-// line written while serving it has its ids without passing a logger around) and its server span
-// (the explicit parent of dependency spans).
+// The scope of the unit of work being served (an HTTP request, a NATS message), carried through
+// async calls: its log fields (so every line written while serving it has its ids without passing
+// a logger around) and its span (the explicit parent of dependency spans). Log and trace context,
+// so it lives with telemetry: HTTP and the message consumers both open one here.
+//
+// Work that is not the request's must leave the scope (`outsideRequest`): a timer or a callback
+// created while serving a request inherits its scope, and its lines would carry that request's
+// ids (the exporter's retry timer did; issue #12).
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Context, Span } from '@opentelemetry/api';
 

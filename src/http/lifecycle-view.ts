@@ -6,6 +6,12 @@ export type LifecycleSnapshot = SnapshotFrom<LifecycleMachine>;
 
 export interface LifecycleView {
   getSnapshot(): LifecycleSnapshot;
-  /** When the drain budget runs out (epoch ms), once intake has stopped; undefined before. */
-  drainDeadline?(): number | undefined;
+}
+
+/** One change of the machine's state, for /lifecycle and the `lifecycle.transition` log. */
+export interface TransitionRecord {
+  readonly from: string;
+  readonly to: string;
+  readonly cause: string;
+  readonly at: string;
 }

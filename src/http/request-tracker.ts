@@ -1,12 +1,17 @@
 // Counts the requests in flight and holds each one's AbortSignal, which fires when its own
 // deadline passes, at the drain deadline, or when its connection closes before the answer was
-// sent. The lifecycle machine hears about it only through events (IN_FLIGHT_ZERO).
+// sent. The lifecycle machine hears about it only through events (IN_FLIGHT_ZERO); shutdown asks
+// it what is still running (`describe`).
 
 import type { ServerResponse } from 'node:http';
+import { routeOf } from './route-of';
 
 export interface TrackedRequest {
   controller: AbortController | undefined;
   readonly response: ServerResponse;
+  readonly requestId: string;
+  /** Epoch ms the request was accepted. */
+  readonly startedAt: number;
   /** The request's own deadline timer, cleared when it ends. */
   deadline: NodeJS.Timeout | undefined;
   /** It holds a handler slot (its body is in and load shedding let it through). */
@@ -14,6 +19,17 @@ export interface TrackedRequest {
 }
 
 type CountListener = (inFlight: number) => void;
+
+/** One in-flight request as shutdown.pending_work and /lifecycle show it. */
+export interface InFlightRequest {
+  readonly method: string;
+  /** The route template, or `(unmatched)` before routing. */
+  readonly route: string;
+  readonly age_ms: number;
+  readonly request_id: string;
+  /** `body`: still receiving its body; `handler`: running. */
+  readonly stage: 'body' | 'handler';
+}
 
 export class RequestTracker {
   private readonly active = new Set<TrackedRequest>();
@@ -33,10 +49,12 @@ export class RequestTracker {
     return this.handlers;
   }
 
-  begin(response: ServerResponse): TrackedRequest {
+  begin(response: ServerResponse, requestId: string): TrackedRequest {
     const request: TrackedRequest = {
       controller: undefined,
       response,
+      requestId,
+      startedAt: Date.now(),
       deadline: undefined,
       handling: false,
     };
@@ -93,6 +111,22 @@ export class RequestTracker {
     for (const { response } of this.active) {
       if (!response.headersSent) response.setHeader('Connection', 'close');
     }
+  }
+
+  /** The oldest requests still in flight, for "what is holding shutdown". */
+  describe(limit: number, now = Date.now()): InFlightRequest[] {
+    const list: InFlightRequest[] = [];
+    for (const request of this.active) {
+      const req = request.response.req;
+      list.push({
+        method: req.method ?? '',
+        route: routeOf(req),
+        age_ms: now - request.startedAt,
+        request_id: request.requestId,
+        stage: request.handling ? 'handler' : 'body',
+      });
+    }
+    return list.sort((a, b) => b.age_ms - a.age_ms).slice(0, limit);
   }
 
   /** Calls `listener` with the new count whenever a request ends. */

@@ -1,0 +1,54 @@
+// What a feature module (the orders API, ...) implements to plug into the runtime: its routes,
+// the checks startup waits for, its background workers and the resources to close. Declared here,
+// below both sides: the runtime drives these contracts, the domain implements them, and neither
+// imports the other.
+import type { Router } from 'express';
+import type { LoadedConfig } from './config/load-config';
+import type { Logger } from './telemetry/logger';
+import type { Telemetry } from './telemetry/telemetry';
+
+/** A background worker (the payments consumer, the outbox relay): stops after its current unit. */
+export interface Worker {
+  readonly name: string;
+  stop(): Promise<void>;
+}
+
+/** Something that must answer before the service is ready (the database). */
+export interface StartupCheck {
+  readonly name: string;
+  /** Resolves when the dependency is usable; `signal` aborts when startup is abandoned. */
+  run(signal: AbortSignal): Promise<void>;
+}
+
+/**
+ * Something to close after the drain and before the telemetry flush (a database pool, a broker
+ * connection), in the order the module declares them.
+ */
+export interface Resource {
+  readonly name: string;
+  /** Its own budget; without one it gets an equal share of SHUTDOWN_CLOSE_TIMEOUT_MS. */
+  readonly closeTimeoutMs?: number;
+  close(): Promise<void>;
+}
+
+/** What a module is given to build itself. */
+export interface ModuleContext {
+  readonly loaded: LoadedConfig;
+  readonly logger: Logger;
+  readonly telemetry: Telemetry;
+  /** Reports a dependency's state to the lifecycle machine (readiness follows for essentials). */
+  reportDependency(name: string, up: boolean, reason: string): void;
+}
+
+/** A feature plugged into the runtime: its routes, startup checks, workers and resources. */
+export interface RuntimeModule {
+  readonly routers?: readonly Router[];
+  readonly startupChecks?: readonly StartupCheck[];
+  readonly workers?: readonly Worker[];
+  /** Closed in this order. */
+  readonly resources?: readonly Resource[];
+  /** Dependencies whose loss makes the service unready. */
+  readonly essentialDependencies?: readonly string[];
+}
+
+export type ModuleFactory = (context: ModuleContext) => RuntimeModule;
