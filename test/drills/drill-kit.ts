@@ -1,10 +1,7 @@
 // Tools for whole-process shutdown drills: spawn the drill service, keep keep-alive connections
 // busy like a load balancer would, and account for every request sent.
 import http from 'node:http';
-import path from 'node:path';
-import { ROOT, type ServiceProcess, spawnService } from '../helpers/service-process';
-
-export const DRILL_SERVICE = path.join(ROOT, 'dist-test', 'test', 'fixtures', 'drill-service.js');
+import type { ServiceProcess } from '../helpers/service-process';
 
 export interface Outcome {
   readonly ok: boolean;
@@ -13,27 +10,6 @@ export interface Outcome {
   readonly connection?: string;
   readonly sentAt: number;
   readonly doneAt: number;
-}
-
-export interface Started {
-  readonly service: ServiceProcess;
-  readonly port: number;
-  readonly opsPort: number;
-}
-
-function portOf(bind: unknown): number {
-  const match = /:(\d+)$/.exec(String(bind));
-  if (match?.[1] === undefined) throw new Error(`no port in bind ${String(bind)}`);
-  return Number(match[1]);
-}
-
-export async function startDrillService(
-  env: Record<string, string> = {},
-  readyTimeoutMs = 10_000,
-): Promise<Started> {
-  const service = spawnService({ script: DRILL_SERVICE, env: { LOG_LEVEL: 'info', ...env } });
-  const ready = await service.waitForEvent('service.ready', readyTimeoutMs);
-  return { service, port: portOf(ready.bind), opsPort: portOf(ready.ops_bind) };
 }
 
 /** One GET; resolves with what happened, never rejects. A response counts only if complete. */

@@ -7,8 +7,8 @@ import http from 'node:http';
 import pg from 'pg';
 import { CONTRACT_SHUTDOWN_ORDER, contractEvents, delay, timeOf } from './drill-kit';
 import { orderBody, type Outcome, postOrder } from '../orders/support/orders-client';
-import { startOrdersService } from '../orders/support/orders-service';
 import { createTestDatabase, type TestDatabase } from '../orders/support/test-database';
+import { startService } from '../helpers/service-process';
 
 jest.setTimeout(30_000);
 
@@ -25,7 +25,8 @@ afterAll(async () => {
 });
 
 it('when SIGTERM arrives during a load of POST /v1/orders, then nothing is dropped, every 201 is committed, the pool closes before the flush and the exit code is 0', async () => {
-  const { service, port } = await startOrdersService({
+  const { service, port } = await startService({
+    RATE_LIMIT_MAX: '0',
     DATABASE_URL: database.url,
     SHUTDOWN_DELAY_MS: String(DELAY_MS),
     SHUTDOWN_DRAIN_TIMEOUT_MS: '5000',

@@ -3,17 +3,8 @@
 // lag after SIGTERM that is shorter than SHUTDOWN_DELAY_MS, then send nothing new. Everything
 // sent must be answered in full.
 import net from 'node:net';
-import {
-  CONTRACT_SHUTDOWN_ORDER,
-  contractEvents,
-  delay,
-  get,
-  runLoad,
-  startDrillService,
-  timeOf,
-} from './drill-kit';
-import { spawnService } from '../helpers/service-process';
-import { DRILL_SERVICE } from './drill-kit';
+import { CONTRACT_SHUTDOWN_ORDER, contractEvents, delay, get, runLoad, timeOf } from './drill-kit';
+import { DRILL_SERVICE, spawnService, startService } from '../helpers/service-process';
 
 jest.setTimeout(30_000);
 
@@ -31,7 +22,7 @@ describe('the golden shutdown path under load', () => {
       const LAG_MS = 600;
       // Requests sent late in the lag outlive the delay: the drain has real work to wait for.
       const MAX_REQUEST_MS = 900;
-      const { service, port } = await startDrillService({
+      const { service, port } = await startService({
         SHUTDOWN_DELAY_MS: String(DELAY_MS),
         SHUTDOWN_DRAIN_TIMEOUT_MS: '5000',
         SHUTDOWN_FLUSH_TIMEOUT_MS: '1000',
@@ -129,7 +120,7 @@ describe('the golden shutdown path under load', () => {
 describe('shutdown when work cannot finish in time', () => {
   it('when requests outlive the drain budget, then shutdown.drain_timeout reports them, they are aborted, telemetry flushes and the exit code is 1 within the budget', async () => {
     const budget = { delay: 100, drain: 600, flush: 500 };
-    const { service, port } = await startDrillService({
+    const { service, port } = await startService({
       SHUTDOWN_DELAY_MS: String(budget.delay),
       SHUTDOWN_DRAIN_TIMEOUT_MS: String(budget.drain),
       SHUTDOWN_FLUSH_TIMEOUT_MS: String(budget.flush),
@@ -168,7 +159,7 @@ describe('shutdown when work cannot finish in time', () => {
   });
 
   it('when a second signal arrives during the drain, then the drain is skipped, telemetry still flushes and the exit code is 1', async () => {
-    const { service, port } = await startDrillService({
+    const { service, port } = await startService({
       SHUTDOWN_DELAY_MS: '3000',
       SHUTDOWN_DRAIN_TIMEOUT_MS: '10000',
       SHUTDOWN_HARD_STOP_MS: '20000',
@@ -258,7 +249,7 @@ describe('signals and failures around startup', () => {
 
 describe('a crash', () => {
   it('when an exception escapes outside any request, then process.crash is logged, in-flight requests still finish, and the exit code is 1', async () => {
-    const { service, port } = await startDrillService({ SHUTDOWN_DELAY_MS: '200' });
+    const { service, port } = await startService({ SHUTDOWN_DELAY_MS: '200' });
     const inFlight = [
       get(port, '/drill/work?ms=600', false),
       get(port, '/drill/work?ms=600', false),

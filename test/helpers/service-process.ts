@@ -4,7 +4,10 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
+/** The production entry point, `node dist/main.js`. */
 export const MAIN = path.join(ROOT, 'dist', 'main.js');
+/** The real runtime with the orders module plus test-only routes (test/fixtures/drill-service.ts). */
+export const DRILL_SERVICE = path.join(ROOT, 'dist-test', 'test', 'fixtures', 'drill-service.js');
 
 export type LogLine = Record<string, unknown> & { event: string; ts: string; level: string };
 
@@ -145,4 +148,33 @@ export function spawnService(options: SpawnOptions = {}): ServiceProcess {
       });
     },
   };
+}
+
+export interface Started {
+  readonly service: ServiceProcess;
+  readonly port: number;
+  readonly opsPort: number;
+}
+
+function portOf(bind: unknown): number {
+  const match = /:(\d+)$/.exec(String(bind));
+  if (match?.[1] === undefined) throw new Error(`no port in bind ${String(bind)}`);
+  return Number(match[1]);
+}
+
+/**
+ * The one way tests start the service as a child process and wait until it is ready: the drill
+ * entry point by default (the real runtime and orders module, plus test-only routes), `MAIN` for
+ * the production one. Tests of a process that must not become ready use `spawnService`.
+ */
+export async function startService(
+  env: Record<string, string> = {},
+  options: { script?: string; readyTimeoutMs?: number } = {},
+): Promise<Started> {
+  const service = spawnService({
+    script: options.script ?? DRILL_SERVICE,
+    env: { LOG_LEVEL: 'info', ...env },
+  });
+  const ready = await service.waitForEvent('service.ready', options.readyTimeoutMs ?? 10_000);
+  return { service, port: portOf(ready.bind), opsPort: portOf(ready.ops_bind) };
 }

@@ -6,9 +6,9 @@
 import { randomUUID } from 'node:crypto';
 import { freePort } from '../helpers/ports';
 import { eventually, openTestNats, TEST_NATS_URL, type TestNats } from './support/nats';
-import { getPath, orderBody, postOrder } from './support/orders-client';
-import { readiness, startOrdersService } from './support/orders-service';
+import { getPath, orderBody, postOrder, readiness } from './support/orders-client';
 import { createTestDatabase, type TestDatabase } from './support/test-database';
+import { startService } from '../helpers/service-process';
 
 jest.setTimeout(60_000);
 
@@ -24,7 +24,8 @@ afterAll(async () => {
 });
 
 it('when NATS_URL is set, then orders are published to orders.created, payments.captured makes them paid, and SIGTERM closes the broker after the drain', async () => {
-  const { service, port, opsPort } = await startOrdersService({
+  const { service, port, opsPort } = await startService({
+    RATE_LIMIT_MAX: '0',
     DATABASE_URL: database.url,
     NATS_URL: TEST_NATS_URL,
     NATS_SUBJECT_PREFIX: nats.prefix,
@@ -88,7 +89,8 @@ it('when NATS_URL is set, then orders are published to orders.created, payments.
 
 it('when NATS_URL points at a broker that does not answer, then the service still becomes ready and serves orders, and the events wait in the outbox', async () => {
   const deadPort = await freePort();
-  const { service, port, opsPort } = await startOrdersService({
+  const { service, port, opsPort } = await startService({
+    RATE_LIMIT_MAX: '0',
     DATABASE_URL: database.url,
     NATS_URL: `nats://127.0.0.1:${deadPort}`,
     NATS_SUBJECT_PREFIX: nats.prefix,

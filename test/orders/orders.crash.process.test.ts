@@ -4,8 +4,8 @@
 // killed process's transactions roll back with its connections, so each retry is served at once.
 import http from 'node:http';
 import { delay, orderBody, type Outcome, postOrder } from './support/orders-client';
-import { startOrdersService } from './support/orders-service';
 import { createTestDatabase, type TestDatabase } from './support/test-database';
+import { startService } from '../helpers/service-process';
 
 jest.setTimeout(60_000);
 
@@ -25,7 +25,7 @@ const bodyFor = (key: string) => orderBody(`customer-${key}`, 2);
 
 it('when the service is killed -9 mid-request and restarted, then retries with the same keys create exactly one order per key and no key stays held', async () => {
   const env = { DATABASE_URL: database.url };
-  const first = await startOrdersService(env);
+  const first = await startService({ RATE_LIMIT_MAX: '0', ...env });
   const answers = new Map<string, Outcome[]>();
   const record = (outcome: Outcome): void => {
     const key = outcome.key as string;
@@ -58,7 +58,7 @@ it('when the service is killed -9 mid-request and restarted, then retries with t
 
   // Restart and retry every key (a client that did not see an answer retries; one that did may
   // retry too) until each has a final answer.
-  const second = await startOrdersService(env);
+  const second = await startService({ RATE_LIMIT_MAX: '0', ...env });
   let lastResolvedAt = Date.now();
   let conflicts = 0;
   try {

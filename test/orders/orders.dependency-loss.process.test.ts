@@ -4,10 +4,17 @@
 // with 503 (CIRCUIT_OPEN or DEPENDENCY_UNAVAILABLE), liveness stays 200, the process does not
 // crash, and when the proxy comes back everything recovers by itself.
 import { randomUUID } from 'node:crypto';
-import { getPath, orderBody, type Outcome, postOrder, waitUntil } from './support/orders-client';
-import { readiness, startOrdersService } from './support/orders-service';
+import {
+  getPath,
+  orderBody,
+  type Outcome,
+  postOrder,
+  readiness,
+  waitUntil,
+} from './support/orders-client';
 import { startTcpProxy, type TcpProxy } from './support/tcp-proxy';
 import { createTestDatabase, type TestDatabase, urlOf } from './support/test-database';
+import { startService } from '../helpers/service-process';
 
 jest.setTimeout(60_000);
 
@@ -55,7 +62,8 @@ async function outage(
   expectFast: (early: readonly Outcome[], late: readonly Outcome[]) => void,
 ): Promise<string> {
   const viaProxy = urlOf(database.name, `postgres://postgres@127.0.0.1:${proxy.port}/`);
-  const { service, port, opsPort } = await startOrdersService({
+  const { service, port, opsPort } = await startService({
+    RATE_LIMIT_MAX: '0',
     DATABASE_URL: viaProxy,
     DATABASE_CONNECT_TIMEOUT_MS: '1000',
   });

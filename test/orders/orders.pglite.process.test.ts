@@ -3,11 +3,9 @@
 // this file starts it twice at most: once fresh, once reopening the same directory.
 import { existsSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
-import { spawnService } from '../helpers/service-process';
-import { DRILL_SERVICE } from '../drills/drill-kit';
+import { DRILL_SERVICE, spawnService, startService } from '../helpers/service-process';
 import { tempDir, type TempDir } from '../helpers/temp-dir';
 import { getPath, orderBody, postOrder } from './support/orders-client';
-import { startOrdersService } from './support/orders-service';
 
 // PGlite compiles its WebAssembly and creates a data directory on a cold start: seconds, more on
 // a busy machine.
@@ -26,11 +24,12 @@ it('when no DATABASE_URL is set, then the API runs on PGlite: create, replay, re
   const dataDir = `${dir.path}/pglite`;
   // An empty DATABASE_URL overrides config/test.json's: the embedded database.
   const env = { DATABASE_URL: '', PGLITE_DATA_DIR: dataDir, STARTUP_TIMEOUT_MS: '40000' };
-  const { service, port } = await startOrdersService(env, PGLITE_READY_MS).catch(
-    (error: unknown) => {
-      throw error;
-    },
-  );
+  const { service, port } = await startService(
+    { RATE_LIMIT_MAX: '0', ...env },
+    { readyTimeoutMs: PGLITE_READY_MS },
+  ).catch((error: unknown) => {
+    throw error;
+  });
   let createdText: string | undefined;
   let location: string | undefined;
   try {
@@ -97,7 +96,10 @@ it('when no DATABASE_URL is set, then the API runs on PGlite: create, replay, re
   expect(existsSync(`${dataDir}.lock`)).toBe(false);
 
   // Reopened: the order is still there, and the migrations are not applied again.
-  const again = await startOrdersService(env, PGLITE_READY_MS);
+  const again = await startService(
+    { RATE_LIMIT_MAX: '0', ...env },
+    { readyTimeoutMs: PGLITE_READY_MS },
+  );
   try {
     expect(again.service.lines.find((l) => l.event === 'db.migrations_applied')).toMatchObject({
       count: 0,

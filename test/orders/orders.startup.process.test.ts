@@ -1,9 +1,9 @@
 // The database as a startup dependency: the service waits for it within the startup budget, and
 // gives up with a reason that names the database and the cause (exit 1) when it never answers.
 import { randomUUID } from 'node:crypto';
-import { contractEvents, DRILL_SERVICE } from '../drills/drill-kit';
+import { contractEvents } from '../drills/drill-kit';
 import { freePort } from '../helpers/ports';
-import { spawnService } from '../helpers/service-process';
+import { DRILL_SERVICE, spawnService } from '../helpers/service-process';
 import { delay, orderBody, postOrder } from './support/orders-client';
 import { startTcpProxy } from './support/tcp-proxy';
 import { createTestDatabase, type TestDatabase, urlOf } from './support/test-database';

@@ -3,9 +3,10 @@
 // closes, startup work that blocks the event loop, clients that hang up. Each case is a statement
 // that used to be false.
 import http from 'node:http';
-import { delay, get, startDrillService } from '../drills/drill-kit';
+import { delay, get } from '../drills/drill-kit';
 import { startBlackHole } from '../helpers/otlp-receiver';
 import type { LogLine } from '../helpers/service-process';
+import { startService } from '../helpers/service-process';
 
 jest.setTimeout(40_000);
 
@@ -19,7 +20,7 @@ describe('the telemetry flush says how the exports really ended', () => {
   it('when the collector accepts connections and never answers, under traffic, then telemetry.flush says timeout with the spans dropped, and no exporter line carries a request id', async () => {
     const blackHole = await startBlackHole();
     try {
-      const { service, port } = await startDrillService({
+      const { service, port } = await startService({
         OTEL_EXPORTER_OTLP_ENDPOINT: blackHole.endpoint,
         OTEL_TRACES_SAMPLER_ARG: '1',
         SHUTDOWN_DELAY_MS: '0',
@@ -50,7 +51,7 @@ describe('the telemetry flush says how the exports really ended', () => {
 
 describe('lines that are not a request’s', () => {
   it('when requests are served, then only their own lines carry request ids: the lifecycle, workers and exporters never do', async () => {
-    const { service, port } = await startDrillService({ SHUTDOWN_DELAY_MS: '0' });
+    const { service, port } = await startService({ SHUTDOWN_DELAY_MS: '0' });
     for (let i = 0; i < 5; i += 1)
       expect((await get(port, '/drill/work?ms=5', false)).ok).toBe(true);
     service.kill('SIGTERM');
@@ -64,7 +65,7 @@ describe('lines that are not a request’s', () => {
 
 describe('readiness and load shedding agree', () => {
   it('when startup blocked the event loop, then requests after ready are served, not shed, for as long as the loop is on time', async () => {
-    const { service, port } = await startDrillService({
+    const { service, port } = await startService({
       DRILL_STARTUP_BLOCK_MS: '1200',
       SHED_EVENT_LOOP_DELAY_MS: '100',
       RATE_LIMIT_MAX: '0',
@@ -98,7 +99,7 @@ describe('readiness and load shedding agree', () => {
 
 describe('closing resources is a step of its own', () => {
   it('when a resource never closes, then it is given up at its budget (resource.close_timeout), the others still close in order, and the flush keeps its whole budget', async () => {
-    const { service } = await startDrillService({
+    const { service } = await startService({
       DRILL_HUNG_RESOURCE: '1',
       SHUTDOWN_DELAY_MS: '0',
       SHUTDOWN_CLOSE_TIMEOUT_MS: '1000',
@@ -134,7 +135,7 @@ describe('closing resources is a step of its own', () => {
 
 describe('what is holding shutdown', () => {
   it('when the drain runs out, then shutdown.pending_work names the requests still running, the resources not closed and the handle kinds, and /lifecycle showed them while draining', async () => {
-    const { service, port, opsPort } = await startDrillService({
+    const { service, port, opsPort } = await startService({
       SHUTDOWN_DELAY_MS: '0',
       SHUTDOWN_DRAIN_TIMEOUT_MS: '1500',
       RATE_LIMIT_MAX: '0',
@@ -186,7 +187,7 @@ describe('what is holding shutdown', () => {
 
 describe('log levels follow the category', () => {
   it('when a client hangs up before its answer, then its access line is info with aborted, never error', async () => {
-    const { service, port } = await startDrillService({ SHUTDOWN_DELAY_MS: '0' });
+    const { service, port } = await startService({ SHUTDOWN_DELAY_MS: '0' });
     await new Promise<void>((resolve) => {
       const req = http.get({ host: '127.0.0.1', port, path: '/drill/work?ms=400', agent: false });
       req.on('error', () => resolve());

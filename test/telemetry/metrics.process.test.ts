@@ -1,7 +1,8 @@
 // Whole-process: the ops listener's /metrics after real traffic.
 import http from 'node:http';
-import { get, startDrillService } from '../drills/drill-kit';
+import { get } from '../drills/drill-kit';
 import { parsePrometheusText, type Sample } from '../helpers/prometheus-text';
+import { startService } from '../helpers/service-process';
 
 function scrape(port: number): Promise<{ contentType: string; body: string }> {
   return new Promise((resolve, reject) => {
@@ -23,7 +24,7 @@ function find(samples: Sample[], name: string, labels: Record<string, string> = 
 }
 
 it('when traffic has been served, then /metrics parses as Prometheus text and has the contract series with bounded labels', async () => {
-  const { service, port, opsPort } = await startDrillService({ SHUTDOWN_DELAY_MS: '0' });
+  const { service, port, opsPort } = await startService({ SHUTDOWN_DELAY_MS: '0' });
   try {
     await Promise.all(
       Array.from({ length: 5 }, (_, i) => get(port, `/drill/work?ms=${i}&bytes=10`, false)),

@@ -1,13 +1,14 @@
 // Whole-process: the real service exports spans over OTLP/gRPC to a real receiver (auto and
 // manual instrumentation alike need a real process; jest's module system hides require hooks).
 import http from 'node:http';
-import { get, delay, startDrillService } from '../drills/drill-kit';
+import { get, delay } from '../drills/drill-kit';
 import {
   closedPortEndpoint,
   type OtlpReceiver,
   startBlackHole,
   startOtlpReceiver,
 } from '../helpers/otlp-receiver';
+import { startService } from '../helpers/service-process';
 
 jest.setTimeout(30_000);
 
@@ -45,7 +46,7 @@ afterEach(async () => {
 
 describe('traces over OTLP/gRPC', () => {
   it('when N requests are served, then N server spans arrive named by route with the resource attributes, and each log line carries its span ids', async () => {
-    const { service, port } = await startDrillService({
+    const { service, port } = await startService({
       OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
       OTEL_SERVICE_NAME: 'orders-drill',
       CLOUD_REGION: 'eu-west-3',
@@ -100,7 +101,7 @@ describe('traces over OTLP/gRPC', () => {
   });
 
   it('when a request carries a sampled traceparent, then the server span continues that trace under that parent', async () => {
-    const { service, port } = await startDrillService({
+    const { service, port } = await startService({
       OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
       SHUTDOWN_DELAY_MS: '0',
     });
@@ -116,7 +117,7 @@ describe('traces over OTLP/gRPC', () => {
   });
 
   it('when the sampling ratio is 0, then a sampled parent is still followed and new roots are not exported', async () => {
-    const { service, port } = await startDrillService({
+    const { service, port } = await startService({
       OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
       OTEL_TRACES_SAMPLER_ARG: '0',
       SHUTDOWN_DELAY_MS: '0',
@@ -138,7 +139,7 @@ describe('traces over OTLP/gRPC', () => {
   });
 
   it('when requests finish during the drain, then their spans are exported before the process exits', async () => {
-    const { service, port } = await startDrillService({
+    const { service, port } = await startService({
       OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
       SHUTDOWN_DELAY_MS: '100',
     });
@@ -166,7 +167,7 @@ describe('a collector that is down or never answers does not hold the service', 
   };
 
   it('when the collector port is closed, then requests are served, shutdown ends within budget + 1 s, and telemetry.flush says error', async () => {
-    const { service, port } = await startDrillService({
+    const { service, port } = await startService({
       ...env,
       OTEL_EXPORTER_OTLP_ENDPOINT: await closedPortEndpoint(),
     });
@@ -187,7 +188,7 @@ describe('a collector that is down or never answers does not hold the service', 
   it('when the collector accepts connections and never answers, then shutdown ends within budget + 1 s, and telemetry.flush says timeout', async () => {
     const blackHole = await startBlackHole();
     try {
-      const { service, port } = await startDrillService({
+      const { service, port } = await startService({
         ...env,
         OTEL_EXPORTER_OTLP_ENDPOINT: blackHole.endpoint,
       });

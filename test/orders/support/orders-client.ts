@@ -132,3 +132,14 @@ export async function waitUntil(
   }
   throw new Error(`condition not met within ${timeoutMs} ms`);
 }
+
+/** GET /ready: its status and body. */
+export async function readiness(
+  port: number,
+): Promise<{ status?: number; body?: Record<string, unknown> }> {
+  const res = await getPath(port, '/ready');
+  return {
+    ...(res.status === undefined ? {} : { status: res.status }),
+    ...(res.json ? { body: res.json } : {}),
+  };
+}

@@ -2,13 +2,13 @@
 // between it and the database: a COMMIT whose answer is lost, a transaction that fails. A retry
 // never creates a second order, and a failed request leaves its key free for the retry.
 import { randomUUID } from 'node:crypto';
-import type { Db } from '../../src/orders/db/db';
-import { migrate, readMigrations } from '../../src/orders/db/migrations.runner';
-import { migrationsDir } from '../../src/orders/orders.module';
-import { createOrderUseCase } from '../../src/orders/use-cases/create-order.use-case';
-import { captureLogger } from '../helpers/log-capture';
-import { type BackendDatabase, backends, OPEN_TIMEOUT_MS } from './support/backends';
-import { orderBody } from './support/orders-client';
+import type { Db } from '../../../src/orders/db/db';
+import { migrate, readMigrations } from '../../../src/orders/db/migrations.runner';
+import { migrationsDir } from '../../../src/orders/orders.module';
+import { createOrderUseCase } from '../../../src/orders/use-cases/create-order.use-case';
+import { captureLogger } from '../../helpers/log-capture';
+import { type BackendDatabase, backends, OPEN_TIMEOUT_MS } from '../support/backends';
+import { orderBody } from '../support/orders-client';
 
 let testDb: BackendDatabase;
 

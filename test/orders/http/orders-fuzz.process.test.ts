@@ -4,13 +4,13 @@
 // as catalogue problem+json, never 5xx; every valid order is stored once, the database breaker
 // never opens, and the process stays healthy and exits cleanly.
 import { gzipSync } from 'node:zlib';
-import { ERROR_CATALOGUE, isErrorCode } from '../../src/errors/catalogue';
-import { seeded } from '../drills/drill-kit';
-import { parsePrometheusText } from '../helpers/prometheus-text';
-import { parseResponse, type RawResponse, rawRequest } from '../helpers/raw-http';
-import { getPath, orderBody, postOrder } from '../orders/support/orders-client';
-import { readiness, startOrdersService } from '../orders/support/orders-service';
-import { createTestDatabase, type TestDatabase } from '../orders/support/test-database';
+import { ERROR_CATALOGUE, isErrorCode } from '../../../src/errors/catalogue';
+import { seeded } from '../../drills/drill-kit';
+import { parsePrometheusText } from '../../helpers/prometheus-text';
+import { parseResponse, type RawResponse, rawRequest } from '../../helpers/raw-http';
+import { getPath, orderBody, postOrder, readiness } from '../support/orders-client';
+import { createTestDatabase, type TestDatabase } from '../support/test-database';
+import { startService } from '../../helpers/service-process';
 
 jest.setTimeout(120_000);
 
@@ -864,7 +864,7 @@ afterAll(async () => {
 describe('orders API fuzzing, whole process', () => {
   it('when thousands of seeded valid and hostile requests arrive, then each is answered completely (success or catalogue problem+json, never 5xx), every valid order is stored once, the breaker stays closed and the process stays healthy', async () => {
     // Arrange
-    const { service, port, opsPort } = await startOrdersService({
+    const { service, port, opsPort } = await startService({
       DATABASE_URL: database.url,
       RATE_LIMIT_MAX: '0',
       MAX_CONCURRENT_REQUESTS: '1000',

@@ -3,13 +3,13 @@
 // (never another error); text that PostgreSQL cannot store is refused naming its field; and the
 // number of field errors listed is capped. Seeded, so every run checks the same cases.
 import fc from 'fast-check';
-import { MAX_FIELD_ERRORS, ValidationError } from '../../src/errors/catalogue';
-import { ACTIVE_CURRENCIES } from '../../src/orders/domain/currencies';
-import { totalCents } from '../../src/orders/domain/order';
+import { MAX_FIELD_ERRORS, ValidationError } from '../../../src/errors/catalogue';
+import { ACTIVE_CURRENCIES } from '../../../src/orders/domain/currencies';
+import { totalCents } from '../../../src/orders/domain/order';
 import {
   FIELD_NAME_SHOWN,
   validateOrderInput,
-} from '../../src/orders/domain/order-input.validation';
+} from '../../../src/orders/domain/order-input.validation';
 
 const SEED = 20_260_611;
 const RUNS = 300;

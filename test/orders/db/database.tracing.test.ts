@@ -7,14 +7,14 @@ import {
   InMemorySpanExporter,
   SimpleSpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
-import { requestScope } from '../../src/telemetry/request-scope';
-import { createDatabase } from '../../src/orders/db/database';
-import { sql } from '../../src/orders/db/database';
-import { createDependencyPolicy } from '../../src/resilience/dependency-policy';
-import { isDatabaseFailure, isRetryableDbError } from '../../src/orders/db/retryable-error';
-import { captureLogger } from '../helpers/log-capture';
-import { type DatabaseStack, databaseStack } from './support/database-stack';
-import { createTestDatabase, type TestDatabase } from './support/test-database';
+import { requestScope } from '../../../src/telemetry/request-scope';
+import { createDatabase } from '../../../src/orders/db/database';
+import { sql } from '../../../src/orders/db/database';
+import { createDependencyPolicy } from '../../../src/resilience/dependency-policy';
+import { isDatabaseFailure, isRetryableDbError } from '../../../src/orders/db/retryable-error';
+import { captureLogger } from '../../helpers/log-capture';
+import { type DatabaseStack, databaseStack } from '../support/database-stack';
+import { createTestDatabase, type TestDatabase } from '../support/test-database';
 
 const spans = new InMemorySpanExporter();
 const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spans)] });

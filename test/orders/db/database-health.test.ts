@@ -1,7 +1,7 @@
 // How the database's health reaches the lifecycle machine: changes only, and while it is down a
 // reason that stays current (issue #11: the first failure's text stayed for a whole outage).
-import { createDatabaseHealth } from '../../src/orders/db/database-health';
-import { captureLogger } from '../helpers/log-capture';
+import { createDatabaseHealth } from '../../../src/orders/db/database-health';
+import { captureLogger } from '../../helpers/log-capture';
 
 function setup() {
   const reports: [boolean, string][] = [];

@@ -2,8 +2,9 @@
 // slow clients cut off by the server's own timeouts. Whole process, raw sockets.
 import net from 'node:net';
 import { ERROR_CATALOGUE, isErrorCode } from '../../src/errors/catalogue';
-import { get, seeded, startDrillService } from '../drills/drill-kit';
+import { get, seeded } from '../drills/drill-kit';
 import { type RawResponse, rawRequest, parseResponse } from '../helpers/raw-http';
+import { startService } from '../helpers/service-process';
 
 jest.setTimeout(60_000);
 
@@ -173,7 +174,7 @@ function problemIn(response: RawResponse): string | undefined {
 
 describe('hostile input', () => {
   it('when thousands of seeded random bad requests arrive, then every answer is well-formed problem+json or success, and the process stays healthy', async () => {
-    const { service, port } = await startDrillService({
+    const { service, port } = await startService({
       BODY_LIMIT_BYTES: '65536',
       RATE_LIMIT_MAX: '0',
       MAX_CONCURRENT_REQUESTS: '1000',
@@ -250,7 +251,7 @@ describe('slow clients', () => {
   }
 
   it('when a client trickles its headers byte by byte, then it is cut off after HTTP_HEADERS_TIMEOUT_MS with 408 CLIENT_TIMEOUT', async () => {
-    const { service, port } = await startDrillService({
+    const { service, port } = await startService({
       HTTP_HEADERS_TIMEOUT_MS: '500',
       HTTP_BODY_TIMEOUT_MS: '1000',
       HTTP_REQUEST_TIMEOUT_MS: '5000',
@@ -274,7 +275,7 @@ describe('slow clients', () => {
   });
 
   it('when a client trickles its body, then it is cut off after HTTP_BODY_TIMEOUT_MS with 408 CLIENT_TIMEOUT and the connection closes', async () => {
-    const { service, port } = await startDrillService({
+    const { service, port } = await startService({
       HTTP_HEADERS_TIMEOUT_MS: '500',
       HTTP_BODY_TIMEOUT_MS: '1000',
       HTTP_REQUEST_TIMEOUT_MS: '5000',

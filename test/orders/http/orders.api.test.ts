@@ -6,12 +6,17 @@
 import http from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { SpanKind } from '@opentelemetry/api';
-import { fingerprintOf } from '../../src/orders/domain/fingerprint';
-import { type BackendService, backends, OPEN_TIMEOUT_MS, type SqlAccess } from './support/backends';
-import { holdKey } from './support/hold-key';
-import { type InProcessService, startInProcess } from './support/in-process-service';
-import { delay, getPath, orderBody, type Outcome, postOrder } from './support/orders-client';
-import { createTestDatabase, type TestDatabase } from './support/test-database';
+import { fingerprintOf } from '../../../src/orders/domain/fingerprint';
+import {
+  type BackendService,
+  backends,
+  OPEN_TIMEOUT_MS,
+  type SqlAccess,
+} from '../support/backends';
+import { holdKey } from '../support/hold-key';
+import { type InProcessService, startInProcess } from '../support/in-process-service';
+import { delay, getPath, orderBody, type Outcome, postOrder } from '../support/orders-client';
+import { createTestDatabase, type TestDatabase } from '../support/test-database';
 
 jest.setTimeout(30_000);
 

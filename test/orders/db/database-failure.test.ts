@@ -3,16 +3,16 @@
 // Classified by SQLSTATE class, then checked against the real PostgreSQL with the module's own
 // resilience policy.
 import { trace } from '@opentelemetry/api';
-import { AppError } from '../../src/errors/catalogue';
-import { createDatabase, sql } from '../../src/orders/db/database';
-import { createPgDb } from '../../src/orders/db/pg.adapter';
-import { isDatabaseFailure } from '../../src/orders/db/retryable-error';
-import { databasePolicyOptions } from '../../src/orders/orders.module';
-import { createDependencyPolicy } from '../../src/resilience/dependency-policy';
-import type { BreakerState } from '../../src/telemetry/metrics';
-import { captureLogger } from '../helpers/log-capture';
-import { testConfig } from '../helpers/test-app';
-import { TEST_DATABASE_URL } from './support/test-database';
+import { AppError } from '../../../src/errors/catalogue';
+import { createDatabase, sql } from '../../../src/orders/db/database';
+import { createPgDb } from '../../../src/orders/db/pg.adapter';
+import { isDatabaseFailure } from '../../../src/orders/db/retryable-error';
+import { databasePolicyOptions } from '../../../src/orders/orders.module';
+import { createDependencyPolicy } from '../../../src/resilience/dependency-policy';
+import type { BreakerState } from '../../../src/telemetry/metrics';
+import { captureLogger } from '../../helpers/log-capture';
+import { testConfig } from '../../helpers/test-app';
+import { TEST_DATABASE_URL } from '../support/test-database';
 
 const withCode = (code: string, message = 'x'): Error =>
   Object.assign(new Error(message), { code });

@@ -3,10 +3,10 @@
 // Each test starts from an empty database.
 import { cpSync, appendFileSync } from 'node:fs';
 import path from 'node:path';
-import { migrate, readMigrations } from '../../src/orders/db/migrations.runner';
-import { migrationsDir } from '../../src/orders/orders.module';
-import { tempDir } from '../helpers/temp-dir';
-import { type BackendDatabase, backends, OPEN_TIMEOUT_MS } from './support/backends';
+import { migrate, readMigrations } from '../../../src/orders/db/migrations.runner';
+import { migrationsDir } from '../../../src/orders/orders.module';
+import { tempDir } from '../../helpers/temp-dir';
+import { type BackendDatabase, backends, OPEN_TIMEOUT_MS } from '../support/backends';
 
 let database: BackendDatabase;
 

@@ -5,16 +5,16 @@ import {
   type FieldError,
   MAX_FIELD_ERRORS,
   ValidationError,
-} from '../../src/errors/catalogue';
-import { ACTIVE_CURRENCIES } from '../../src/orders/domain/currencies';
+} from '../../../src/errors/catalogue';
+import { ACTIVE_CURRENCIES } from '../../../src/orders/domain/currencies';
 import {
   canonicalJson,
   fingerprintOf,
   orderFingerprint,
-} from '../../src/orders/domain/fingerprint';
-import { isOrderId, totalCents } from '../../src/orders/domain/order';
-import { validateOrderInput } from '../../src/orders/domain/order-input.validation';
-import { parseIdempotencyKey } from '../../src/orders/http/idempotency-key.header';
+} from '../../../src/orders/domain/fingerprint';
+import { isOrderId, totalCents } from '../../../src/orders/domain/order';
+import { validateOrderInput } from '../../../src/orders/domain/order-input.validation';
+import { parseIdempotencyKey } from '../../../src/orders/http/idempotency-key.header';
 
 const VALID = {
   customer_id: 'customer-42',

@@ -3,10 +3,10 @@
 // monitor, whose window holding that block closes only later (every second). A fake database and
 // a fake monitor whose windows the test closes.
 import { setTimeout as delay } from 'node:timers/promises';
-import type { Db, DbSession, QueryResult, Row } from '../../src/orders/db/db';
-import { databaseStartupCheck } from '../../src/orders/db/database.startup-check';
-import { migrationsDir } from '../../src/orders/orders.module';
-import { captureLogger } from '../helpers/log-capture';
+import type { Db, DbSession, QueryResult, Row } from '../../../src/orders/db/db';
+import { databaseStartupCheck } from '../../../src/orders/db/database.startup-check';
+import { migrationsDir } from '../../../src/orders/orders.module';
+import { captureLogger } from '../../helpers/log-capture';
 
 const LIMIT_MS = 500;
 

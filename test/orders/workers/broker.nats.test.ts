@@ -12,24 +12,27 @@ import {
   InMemorySpanExporter,
   SimpleSpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
-import { type Broker, createBroker, PAYMENTS_CONSUMER } from '../../src/broker/nats-broker';
-import { currentLogFields, requestScope } from '../../src/telemetry/request-scope';
-import type { Database } from '../../src/orders/db/database';
-import { migrate, readMigrations } from '../../src/orders/db/migrations.runner';
-import { migrationsDir } from '../../src/orders/orders.module';
-import { createOrderUseCase } from '../../src/orders/use-cases/create-order.use-case';
-import { createOutboxRelay, type RelayWorker } from '../../src/orders/workers/outbox-relay.worker';
+import { type Broker, createBroker, PAYMENTS_CONSUMER } from '../../../src/broker/nats-broker';
+import { currentLogFields, requestScope } from '../../../src/telemetry/request-scope';
+import type { Database } from '../../../src/orders/db/database';
+import { migrate, readMigrations } from '../../../src/orders/db/migrations.runner';
+import { migrationsDir } from '../../../src/orders/orders.module';
+import { createOrderUseCase } from '../../../src/orders/use-cases/create-order.use-case';
+import {
+  createOutboxRelay,
+  type RelayWorker,
+} from '../../../src/orders/workers/outbox-relay.worker';
 import {
   createPaymentsConsumer,
   type PaymentResult,
   type PaymentsConsumer,
-} from '../../src/orders/workers/payments-consumer.worker';
-import { captureLogger, type CapturedLogger } from '../helpers/log-capture';
-import { type DatabaseStack, databaseStack } from './support/database-stack';
-import { eventually, openTestNats, TEST_NATS_URL, type TestNats } from './support/nats';
-import { orderBody } from './support/orders-client';
-import { startTcpProxy } from './support/tcp-proxy';
-import { createTestDatabase, type TestDatabase } from './support/test-database';
+} from '../../../src/orders/workers/payments-consumer.worker';
+import { captureLogger, type CapturedLogger } from '../../helpers/log-capture';
+import { type DatabaseStack, databaseStack } from '../support/database-stack';
+import { eventually, openTestNats, TEST_NATS_URL, type TestNats } from '../support/nats';
+import { orderBody } from '../support/orders-client';
+import { startTcpProxy } from '../support/tcp-proxy';
+import { createTestDatabase, type TestDatabase } from '../support/test-database';
 
 jest.setTimeout(30_000);
 

@@ -7,29 +7,29 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { holdKey } from './support/hold-key';
-import { startTcpProxy } from './support/tcp-proxy';
+import { holdKey } from '../support/hold-key';
+import { startTcpProxy } from '../support/tcp-proxy';
 import {
   insertKey,
   LOCK_NOT_AVAILABLE,
   purgeExpiredKeys,
   readKey,
-} from '../../src/orders/data/idempotency.repository';
-import type { Database, Session } from '../../src/orders/db/database';
-import { findOrder, insertOrder } from '../../src/orders/data/order.repository';
-import { countBacklog, insertEvent } from '../../src/orders/data/outbox.repository';
-import { migrate, readMigrations } from '../../src/orders/db/migrations.runner';
-import { migrationsDir } from '../../src/orders/orders.module';
-import { createIdempotencyPurgeWorker } from '../../src/orders/workers/idempotency-purge.worker';
-import { captureLogger } from '../helpers/log-capture';
+} from '../../../src/orders/data/idempotency.repository';
+import type { Database, Session } from '../../../src/orders/db/database';
+import { findOrder, insertOrder } from '../../../src/orders/data/order.repository';
+import { countBacklog, insertEvent } from '../../../src/orders/data/outbox.repository';
+import { migrate, readMigrations } from '../../../src/orders/db/migrations.runner';
+import { migrationsDir } from '../../../src/orders/orders.module';
+import { createIdempotencyPurgeWorker } from '../../../src/orders/workers/idempotency-purge.worker';
+import { captureLogger } from '../../helpers/log-capture';
 import {
   type BackendDatabase,
   backends,
   OPEN_TIMEOUT_MS,
   type SqlAccess,
-} from './support/backends';
-import { type DatabaseStack, databaseStack } from './support/database-stack';
-import { createTestDatabase, type TestDatabase } from './support/test-database';
+} from '../support/backends';
+import { type DatabaseStack, databaseStack } from '../support/database-stack';
+import { createTestDatabase, type TestDatabase } from '../support/test-database';
 
 let sql: SqlAccess;
 let stack: DatabaseStack;

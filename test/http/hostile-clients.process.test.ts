@@ -7,11 +7,11 @@ import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import net from 'node:net';
 import { ERROR_CATALOGUE, isErrorCode } from '../../src/errors/catalogue';
-import { startDrillService, type Started } from '../drills/drill-kit';
 import { parsePrometheusText, type Sample } from '../helpers/prometheus-text';
 import { parseResponse, rawRequest, type RawResponse } from '../helpers/raw-http';
 import { getPath, orderBody, postOrder } from '../orders/support/orders-client';
 import { createTestDatabase, type TestDatabase } from '../orders/support/test-database';
+import { startService, type Started } from '../helpers/service-process';
 
 jest.setTimeout(60_000);
 
@@ -24,7 +24,7 @@ afterAll(async () => {
 });
 
 async function start(env: Record<string, string> = {}): Promise<Started> {
-  return startDrillService({ DATABASE_URL: database.url, RATE_LIMIT_MAX: '0', ...env });
+  return startService({ DATABASE_URL: database.url, RATE_LIMIT_MAX: '0', ...env });
 }
 
 async function stop(started: Started): Promise<void> {
