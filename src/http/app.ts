@@ -5,7 +5,12 @@
 //   in-flight tracking) -> protocol checks (Host, Expect) -> rate limit -> JSON body (media
 //   type, size, body timeout, UTF-8, syntax, duplicates) -> load shedding (a handler slot, taken
 //   only once the body is in) -> request deadline -> OPTIONS -> routes -> 405 / 404 -> errors.
-import express, { type ErrorRequestHandler, type Express, type Router } from 'express';
+import express, {
+  type ErrorRequestHandler,
+  type Express,
+  type RequestHandler,
+  type Router,
+} from 'express';
 import type { AppConfig } from '../config/schema';
 import { mapError } from '../errors/to-problem';
 import type { LifecycleView } from './lifecycle-view';
@@ -41,6 +46,10 @@ export function createApp(deps: AppDeps): Express {
   const app = express();
   keepShapes(app);
   const reply = createReply(telemetry.metrics);
+  const methodsOf = (path: string): string[] => {
+    const probe = PROBE_METHODS.get(path);
+    return probe === undefined ? allowedMethods(app, path) : [...probe];
+  };
   const wouldShed = shedCheck(config.limits, tracker, telemetry.eventLoop);
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -61,27 +70,9 @@ export function createApp(deps: AppDeps): Express {
       ),
       loadShedding(wouldShed, tracker, reply),
       requestDeadline(config.http.handlerTimeoutMs, tracker, reply),
+      options((path) => methodsOf(path), reply),
     ]),
   );
-  const methodsOf = (path: string): string[] => {
-    const probe = PROBE_METHODS.get(path);
-    return probe === undefined ? allowedMethods(app, path) : [...probe];
-  };
-  // OPTIONS (RFC 9110 section 9.3.7): the methods of the path in Allow, no body. Express would
-  // answer 200 text/plain.
-  app.use((req, res, next) => {
-    if (req.method !== 'OPTIONS') {
-      next();
-      return;
-    }
-    const allowed = methodsOf(req.path);
-    if (allowed.length === 0) {
-      reply(res, 'ROUTE_NOT_FOUND', `No route for OPTIONS ${shownPath(req.path)}.`);
-      return;
-    }
-    res.setHeader('Allow', [...allowed, 'OPTIONS'].join(', '));
-    res.status(204).end();
-  });
   for (const router of deps.routers ?? []) app.use(router);
 
   app.use((req, res) => {
@@ -99,6 +90,26 @@ export function createApp(deps: AppDeps): Express {
   });
   app.use(errorMapper(logger, reply));
   return app;
+}
+
+/**
+ * OPTIONS (RFC 9110 section 9.3.7): the path's methods in Allow, no body (Express would answer
+ * 200 text/plain); an unknown path is 404.
+ */
+function options(methodsOf: (path: string) => string[], reply: Reply): RequestHandler {
+  return (req, res, next) => {
+    if (req.method !== 'OPTIONS') {
+      next();
+      return;
+    }
+    const allowed = methodsOf(req.path);
+    if (allowed.length === 0) {
+      reply(res, 'ROUTE_NOT_FOUND', `No route for OPTIONS ${shownPath(req.path)}.`);
+      return;
+    }
+    res.setHeader('Allow', [...allowed, 'OPTIONS'].join(', '));
+    res.status(204).end();
+  };
 }
 
 const PATH_SHOWN = 64;

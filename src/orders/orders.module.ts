@@ -20,6 +20,7 @@ import { createDatabaseHealth } from './db/database-health';
 import { databaseStartupCheck } from './db/database.startup-check';
 import type { Db } from './db/db';
 import { createPgDb } from './db/pg.adapter';
+import { DatabaseSlot } from './db/database-slot';
 import { isDatabaseFailure, isRetryableDbError } from './db/retryable-error';
 import { ordersRouter } from './http/orders.routes';
 import { createOrderUseCase } from './use-cases/create-order.use-case';
@@ -106,8 +107,9 @@ function warnAboutSettings(config: Readonly<AppConfig>, logger: Logger): void {
 export function ordersModule(context: ModuleContext): RuntimeModule {
   const { config } = context.loaded;
   const { logger, telemetry } = context;
-  let db: Db | undefined;
-  let backlog = 0;
+  const slot = new DatabaseSlot();
+  // Events waiting in the outbox, as the relay and the purge last counted them.
+  const backlog = { events: 0 };
   warnAboutSettings(config, logger);
 
   const health = createDatabaseHealth(
@@ -120,16 +122,16 @@ export function ordersModule(context: ModuleContext): RuntimeModule {
     onAvailability: (available, reason) => health.breakerChanged(available, reason),
   });
   const database = createDatabase(
-    () => db,
+    () => slot.current(),
     policy,
     telemetry.tracer,
     () => health.pingDown(),
   );
   // Read at each scrape from memory; the purge worker refreshes it.
-  telemetry.metrics.observeOutboxBacklog(() => backlog);
+  telemetry.metrics.observeOutboxBacklog(() => backlog.events);
 
   const pinger = createDatabasePinger({
-    db: () => db,
+    db: () => slot.current(),
     health,
     policy,
     intervalMs: config.database.healthIntervalMs,
@@ -140,7 +142,7 @@ export function ordersModule(context: ModuleContext): RuntimeModule {
     logger,
     intervalMs: config.orders.idempotencyPurgeIntervalMs,
     onBacklog: (value) => {
-      backlog = value;
+      backlog.events = value;
     },
   });
 
@@ -165,7 +167,7 @@ export function ordersModule(context: ModuleContext): RuntimeModule {
       tracer: telemetry.tracer,
       intervalMs: config.nats.relayIntervalMs,
       onBacklog: (value) => {
-        backlog = value;
+        backlog.events = value;
       },
       onPublished: (count) => telemetry.metrics.countBrokerMessages('outbox', 'published', count),
     });
@@ -180,7 +182,6 @@ export function ordersModule(context: ModuleContext): RuntimeModule {
       onResult: (result) => telemetry.metrics.countBrokerMessages('payments', result),
     });
 
-  let opened: Db | undefined;
   return {
     routers: [
       ordersRouter({
@@ -203,10 +204,10 @@ export function ordersModule(context: ModuleContext): RuntimeModule {
         eventLoop: telemetry.eventLoop,
         maxEventLoopDelayMs: config.limits.maxEventLoopDelayMs,
         onOpen: (value) => {
-          opened = value;
+          slot.opened(value);
         },
-        onReady: (value) => {
-          db = value;
+        onReady: () => {
+          slot.ready();
           health.started();
           pinger.start();
           purge.start();
@@ -231,7 +232,7 @@ export function ordersModule(context: ModuleContext): RuntimeModule {
     // Closed in this order, after the drain (the workers above have stopped): the database
     // first, the broker last.
     resources: [
-      { name: DATABASE, closeTimeoutMs: closeMs, close: async () => opened?.close() },
+      { name: DATABASE, closeTimeoutMs: closeMs, close: () => slot.close() },
       ...(broker === undefined
         ? []
         : [{ name: BROKER, closeTimeoutMs: closeMs, close: () => broker.close() }]),

@@ -3,22 +3,19 @@
 // resources and the telemetry flush. They drive the machine only by events; the machine decides,
 // and its named effects are provided here with `machine.provide(...)`, each from a named unit
 // of this folder (startup, workers, resources, pending work, hard stop, the lifecycle's log).
-import { createServer, type Server } from 'node:http';
-import type { Response, Router } from 'express';
+import type { Server } from 'node:http';
+import type { Router } from 'express';
 import { type Actor, createActor, fromCallback, fromPromise, type InspectionEvent } from 'xstate';
 import { lifecycleMachine, statePath, TAGS } from '../../machines/lifecycle.machine';
 import { buildInfo } from '../build-info';
 import type { LoadedConfig } from '../config/load-config';
 import type { ModuleFactory, Resource, StartupCheck, Worker } from '../contracts';
 import { createApp } from '../http/app';
-import { clientErrorHandler, connectHandler } from '../http/client-error';
 import { createOpsApp } from '../http/ops-app';
-import { createReply } from '../http/problem-reply';
 import { RequestTracker } from '../http/request-tracker';
 import type { Logger } from '../telemetry/logger';
 import { outsideRequest } from '../telemetry/request-scope';
 import { createTelemetry, type Telemetry } from '../telemetry/telemetry';
-import { capConnections } from './connection-cap';
 import { createHardStop } from './hard-stop';
 import { type Inspector, startInspector } from './inspector';
 import { createLifecycleHistory } from './lifecycle-history';
@@ -28,6 +25,7 @@ import { pendingWork } from './pending-work';
 import { installProcessHandlers } from './process-handlers';
 import { createResourceCloser } from './resources';
 import { createServiceLogger } from './service-logger';
+import { closeServers, createServers } from './servers';
 import { startup } from './startup';
 import { createWorkerStopper } from './workers';
 
@@ -111,41 +109,10 @@ export async function startRuntime(
     telemetry,
     routers: [...modules.flatMap((m) => m.routers ?? []), ...(options.routers ?? [])],
   });
-  const mainServer = createServer(
-    {
-      // Node checks headersTimeout and requestTimeout on this interval (30 s by default): check
-      // every second so slow clients are cut off close to their budget.
-      connectionsCheckingInterval: 1000,
-      // Node would answer a missing Host with a bare 400; the app answers it with problem+json.
-      requireHostHeader: false,
-    },
+  const servers = createServers({
+    config,
     app,
-  );
-  const reply = createReply(telemetry.metrics);
-  mainServer.on(
-    'clientError',
-    clientErrorHandler(telemetry.metrics, logger, (res, code, detail) => {
-      // Only a response Express has taken in hand has the request's locals.
-      if (res.headersSent || (res as Partial<Response>).locals === undefined) return false;
-      res.setHeader('Connection', 'close');
-      reply(res as Response, code, detail);
-      return true;
-    }),
-  );
-  // An Expect other than 100-continue: Node would answer a bare 417; the app answers it.
-  mainServer.on('checkExpectation', app);
-  mainServer.on('connect', connectHandler(telemetry.metrics, logger));
-  // Timeouts, deliberately (see README "HTTP server timeouts"): keep-alive above the load
-  // balancer's idle timeout, and bounded time for slow clients to send headers and bodies.
-  mainServer.keepAliveTimeout = config.http.keepAliveTimeoutMs;
-  mainServer.headersTimeout = config.http.headersTimeoutMs;
-  mainServer.requestTimeout = config.http.requestTimeoutMs;
-  const maxConnections = capConnections(mainServer, config.http.maxConnections, {
-    logger,
-    metrics: telemetry.metrics,
-  });
-  const opsServer = createServer(
-    createOpsApp({
+    opsApp: createOpsApp({
       lifecycle,
       tracker,
       history: history.records,
@@ -155,8 +122,10 @@ export async function startRuntime(
       startedAt,
       serveMetrics: (req, res) => telemetry.serveMetrics(req, res),
     }),
-  );
-  opsServer.on('clientError', clientErrorHandler(telemetry.metrics, logger));
+    telemetry,
+    logger,
+  });
+  const { mainServer, opsServer, maxConnections } = servers;
   telemetry.metrics.observe({
     inFlight: () => tracker.inFlight,
     phase: () => statePath(actor.getSnapshot().value).split('.')[0] ?? 'starting',
@@ -240,10 +209,7 @@ export async function startRuntime(
       exitProcess: ({ context }) => {
         void (async () => {
           hardStop.disarm();
-          for (const server of [mainServer, opsServer]) {
-            if (server.listening) server.close();
-            server.closeAllConnections();
-          }
+          closeServers(servers);
           await inspector?.stop();
           logger.info('service.exit', {
             code: context.exitCode,
