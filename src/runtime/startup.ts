@@ -3,7 +3,6 @@
 // routed here before the service can serve.
 import type { Server } from 'node:http';
 import type { StartupOutput } from '../../machines/lifecycle.machine';
-import type { AppConfig } from '../config/schema';
 import type { StartupCheck } from '../contracts';
 import { listen } from './listeners';
 
@@ -23,8 +22,14 @@ async function runCheck(check: StartupCheck, signal: AbortSignal): Promise<void>
   }
 }
 
+interface Endpoint {
+  readonly host: string;
+  readonly port: number;
+}
+
 export interface StartupParts {
-  readonly config: Pick<AppConfig, 'http' | 'ops'>;
+  /** Where the listeners bind (from config). */
+  readonly config: { readonly http: Endpoint; readonly ops: Endpoint };
   readonly mainServer: Server;
   readonly opsServer: Server;
   readonly checks: readonly StartupCheck[];

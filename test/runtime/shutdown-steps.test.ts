@@ -6,7 +6,7 @@ import { RequestTracker } from '../../src/http/request-tracker';
 import { createHardStop } from '../../src/runtime/hard-stop';
 import { activeHandleKinds, pendingWork } from '../../src/runtime/pending-work';
 import { budgetOf, createResourceCloser } from '../../src/runtime/resources';
-import { startup, StartupCheckError } from '../../src/runtime/startup';
+import { startup, StartupCheckError, type StartupParts } from '../../src/runtime/startup';
 import { createWorkerStopper } from '../../src/runtime/workers';
 import { captureLogger } from '../helpers/log-capture';
 
@@ -179,6 +179,18 @@ describe('the hard stop', () => {
 });
 
 describe('startup', () => {
+  const LOOPBACK = { http: { host: '127.0.0.1', port: 0 }, ops: { host: '127.0.0.1', port: 0 } };
+  /** Runs startup on two fresh servers (port 0) with `checks`. */
+  function run(
+    checks: StartupParts['checks'],
+    servers = { mainServer: createServer(), opsServer: createServer() },
+  ) {
+    return {
+      ...servers,
+      result: startup({ config: LOOPBACK, ...servers, checks }, new AbortController().signal),
+    };
+  }
+
   it('when it runs, then the ops listener binds first, the checks run in order, and the main listener last', async () => {
     const order: string[] = [];
     const mainServer = createServer();
@@ -186,21 +198,13 @@ describe('startup', () => {
     mainServer.on('listening', () => order.push('main'));
     opsServer.on('listening', () => order.push('ops'));
     try {
-      const output = await startup(
-        {
-          config: {
-            http: { host: '127.0.0.1', port: 0 },
-            ops: { host: '127.0.0.1', port: 0 },
-          } as never,
-          mainServer,
-          opsServer,
-          checks: [
-            { name: 'a', run: () => Promise.resolve(void order.push('check a')) },
-            { name: 'b', run: () => Promise.resolve(void order.push('check b')) },
-          ],
-        },
-        new AbortController().signal,
-      );
+      const output = await run(
+        [
+          { name: 'a', run: () => Promise.resolve(void order.push('check a')) },
+          { name: 'b', run: () => Promise.resolve(void order.push('check b')) },
+        ],
+        { mainServer, opsServer },
+      ).result;
       expect(order).toEqual(['ops', 'check a', 'check b', 'main']);
       expect(output.bind).toMatch(/^127\.0\.0\.1:\d+$/);
       expect(output.opsBind).toMatch(/^127\.0\.0\.1:\d+$/);
@@ -211,21 +215,11 @@ describe('startup', () => {
   });
 
   it('when a check fails, then startup fails naming it and the main listener never opens', async () => {
-    const mainServer = createServer();
-    const opsServer = createServer();
+    const { mainServer, opsServer, result } = run([
+      { name: 'database', run: () => Promise.reject(new Error('refused')) },
+    ]);
     try {
-      const error = await startup(
-        {
-          config: {
-            http: { host: '127.0.0.1', port: 0 },
-            ops: { host: '127.0.0.1', port: 0 },
-          } as never,
-          mainServer,
-          opsServer,
-          checks: [{ name: 'database', run: () => Promise.reject(new Error('refused')) }],
-        },
-        new AbortController().signal,
-      ).catch((e: unknown) => e);
+      const error = await result.catch((e: unknown) => e);
       expect(error).toBeInstanceOf(StartupCheckError);
       expect((error as StartupCheckError).message).toBe('database: refused');
       expect((error as StartupCheckError).errorCode).toBe('DEPENDENCY_UNAVAILABLE');
