@@ -26,13 +26,31 @@ function send(res: Response, response: StoredResponse, replayed: boolean): void 
   res.status(response.status).type('application/json').send(response.body);
 }
 
+/**
+ * Every value of one header as sent, from the raw headers. Node joins repeated unknown headers
+ * into one value (`k1, k2`), which would pass as a single Idempotency-Key. Not
+ * `req.headersDistinct`: that getter adds a property to req after Express swapped its prototype,
+ * a new hidden class per request (see http/stable-shapes.ts).
+ */
+export function headerValues(
+  rawHeaders: readonly string[],
+  lowerCaseName: string,
+): string | string[] | undefined {
+  let found: string | string[] | undefined;
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] as string;
+    if (name.length !== lowerCaseName.length || name.toLowerCase() !== lowerCaseName) continue;
+    const value = rawHeaders[i + 1] as string;
+    found = found === undefined ? value : [...(typeof found === 'string' ? [found] : found), value];
+  }
+  return found;
+}
+
 export function ordersRouter(deps: OrdersRoutesDeps): Router {
   const router = Router();
 
   router.post('/v1/orders', async (req: Request, res: Response) => {
-    // headersDistinct: Node joins repeated headers into one value (`k1, k2`), which would pass
-    // as a single key.
-    const key = parseIdempotencyKey(req.headersDistinct['idempotency-key']);
+    const key = parseIdempotencyKey(headerValues(req.rawHeaders, 'idempotency-key'));
     // One answer with every problem: the header's and the body's.
     const input = validateOrderInput(req.body, key.ok ? [] : [key.error]);
     if (!key.ok) throw new ValidationError([key.error]);
