@@ -3,6 +3,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Router } from 'express';
+import { parseList } from 'structured-headers';
 import request from 'supertest';
 import {
   AppError,
@@ -372,17 +373,36 @@ describe('rate limit', () => {
     return testApp(h.actor, { routers: [router], env }).app;
   }
 
-  it('when a client exceeds RATE_LIMIT_MAX in the window, then 429 RATE_LIMITED with Retry-After and RateLimit headers, and it recovers after the window', async () => {
+  /** A RateLimit or RateLimit-Policy header, parsed as an RFC 9651 structured-field list. */
+  function parsedRateLimit(header: unknown): { name: unknown; params: Record<string, unknown> } {
+    const list = parseList(String(header));
+    expect(list).toHaveLength(1);
+    const [item] = list;
+    const [name, params] = item as [unknown, Map<string, unknown>];
+    return { name, params: Object.fromEntries(params) };
+  }
+
+  it("when a client exceeds RATE_LIMIT_MAX in the window, then 429 RATE_LIMITED with Retry-After and the current draft's structured RateLimit headers, and it recovers after the window", async () => {
     const app = await appWithRoute({ RATE_LIMIT_MAX: '3', RATE_LIMIT_WINDOW_MS: '1000' });
     for (let i = 0; i < 3; i += 1) {
       const ok = await request(app).get('/r');
       expect(ok.status).toBe(200);
-      expect(ok.headers['ratelimit-policy']).toBe('3;w=1');
+      expect(parsedRateLimit(ok.headers['ratelimit-policy'])).toEqual({
+        name: 'default',
+        params: { q: 3, w: 1 },
+      });
+      expect(parsedRateLimit(ok.headers.ratelimit)).toEqual({
+        name: 'default',
+        params: { r: 2 - i, t: expect.any(Number) as unknown },
+      });
     }
     const limited = await request(app).get('/r');
     expectProblem(limited, 'RATE_LIMITED');
     expect(Number(limited.headers['retry-after'])).toBeGreaterThanOrEqual(1);
-    expect(limited.headers.ratelimit).toMatch(/^limit=3, remaining=0, reset=\d+$/);
+    const { params } = parsedRateLimit(limited.headers.ratelimit);
+    expect(params.r).toBe(0);
+    expect(params.t).toBeGreaterThanOrEqual(0);
+    expect(params.t).toBeLessThanOrEqual(1);
     await delay(1100);
     expect((await request(app).get('/r')).status).toBe(200);
   });
