@@ -5,8 +5,6 @@ import type { InspectionEvent } from 'xstate';
 import { statePath } from '../../machines/lifecycle.machine';
 import type { TransitionRecord } from '../http/lifecycle-view';
 
-export type { TransitionRecord };
-
 const MAX_RECORDS = 100;
 
 export interface LifecycleHistory {
