@@ -101,6 +101,15 @@ export function registerFormats(): void {
     },
     'otlp-endpoint': urlOrEmpty(['http', 'https']),
     'postgres-url': urlOrEmpty(['postgres', 'postgresql']),
+    'redis-url': urlOrEmpty(['redis', 'rediss']),
+    'redis-key-prefix': {
+      validate(value: unknown) {
+        assertThat(
+          typeof value === 'string' && /^[\x21-\x7e]{1,64}$/.test(value),
+          'expected 1-64 printable ASCII characters without spaces',
+        );
+      },
+    },
     'nats-url': {
       validate(value: unknown) {
         assertThat(

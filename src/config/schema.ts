@@ -31,6 +31,9 @@ export interface AppConfig {
     rateLimitMax: number;
     maxConcurrentRequests: number;
     maxEventLoopDelayMs: number;
+    redisUrl: string;
+    redisKeyPrefix: string;
+    storeTimeoutMs: number;
   };
   ops: {
     host: string;
@@ -164,6 +167,25 @@ export const schema: convict.Schema<AppConfig> = {
       format: 'non-negative-int',
       default: 1_200,
       env: 'RATE_LIMIT_MAX',
+    },
+    redisUrl: {
+      doc: 'Redis holding the rate limit counts, shared by every replica (one atomic call per request). Empty: each process counts in its own memory, so N replicas allow N times RATE_LIMIT_MAX. While Redis cannot be reached each replica counts locally (never a 500), logs rate_limit.store_unavailable and counts ops_rate_limit_store_fallbacks_total.',
+      format: 'redis-url',
+      default: '',
+      env: 'REDIS_URL',
+      sensitive: true,
+    },
+    redisKeyPrefix: {
+      doc: 'Prefix of the rate limit keys in Redis; deployments sharing one Redis use different prefixes to keep separate budgets.',
+      format: 'redis-key-prefix',
+      default: 'ops-service:rl:',
+      env: 'RATE_LIMIT_REDIS_PREFIX',
+    },
+    storeTimeoutMs: {
+      doc: 'How long a request waits for Redis to count it before it is counted locally instead; Redis is then left alone for a second (rate_limit.store_unavailable).',
+      format: 'duration-ms',
+      default: 100,
+      env: 'RATE_LIMIT_STORE_TIMEOUT_MS',
     },
     maxConcurrentRequests: {
       doc: 'Requests running their handlers at once (their bodies received) above which new ones get 503 OVERLOADED at once (load shedding). Requests still sending their body do not hold a slot; HTTP_BODY_TIMEOUT_MS and MAX_CONNECTIONS bound those.',

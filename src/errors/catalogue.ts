@@ -185,6 +185,10 @@ export const OPERATIONAL_CATALOGUE = {
     title: 'Spans were not exported at shutdown (the collector failed or timed out)',
     category: 'expected',
   },
+  RATE_LIMIT_STORE_UNAVAILABLE: {
+    title: 'Redis (REDIS_URL) cannot count requests: each replica counts its own',
+    category: 'expected',
+  },
 } as const satisfies Record<string, OperationalSpec>;
 
 export type OperationalCode = keyof typeof OPERATIONAL_CATALOGUE;

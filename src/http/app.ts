@@ -11,6 +11,7 @@ import express, {
   type RequestHandler,
   type Router,
 } from 'express';
+import type { Store } from 'express-rate-limit';
 import type { AppConfig } from '../config/schema';
 import { mapError } from '../errors/to-problem';
 import type { LifecycleView } from './lifecycle-view';
@@ -39,6 +40,8 @@ export interface AppDeps {
   readonly telemetry: Telemetry;
   /** Routers mounted after the edge policies (the orders API; drills add test-only routes). */
   readonly routers?: readonly Router[];
+  /** Where rate limit counts live; this process's memory when not given (no REDIS_URL). */
+  readonly rateLimitStore?: Store;
 }
 
 export function createApp(deps: AppDeps): Express {
@@ -63,7 +66,7 @@ export function createApp(deps: AppDeps): Express {
       observe(telemetry, logger, tracker),
       drainGate(lifecycle, tracker, config.http.handlerTimeoutMs, reply),
       protocolChecks(reply),
-      rateLimitMiddleware(config.limits, config.http.trustProxyHops, reply),
+      rateLimitMiddleware(config.limits, config.http.trustProxyHops, reply, deps.rateLimitStore),
       jsonBody(
         { limitBytes: config.http.bodyLimitBytes, timeoutMs: config.http.bodyTimeoutMs },
         reply,

@@ -26,6 +26,8 @@ export interface LifecycleLogDeps {
   readonly pendingWork: () => PendingWork;
   /** The main listener's connection cap in force. */
   readonly maxConnections: () => number;
+  /** Where rate limit counts live: `off`, `memory` (this process) or `redis` (every replica). */
+  readonly rateLimitCounting: 'off' | 'memory' | 'redis';
 }
 
 type Action = (args: { context: LifecycleContext }) => void;
@@ -59,6 +61,7 @@ export function lifecycleLogActions(deps: LifecycleLogDeps) {
         bind: context.bind,
         ops_bind: context.opsBind,
         max_connections: deps.maxConnections(),
+        rate_limit: deps.rateLimitCounting,
       });
     },
     logStartFailed: ({ context }) => {

@@ -11,6 +11,7 @@ import { buildInfo } from '../build-info';
 import type { LoadedConfig } from '../config/load-config';
 import type { ModuleFactory, Resource, StartupCheck, Worker } from '../contracts';
 import { createApp } from '../http/app';
+import { RedisRateLimitStore } from '../http/edge/redis-rate-limit.store';
 import { createOpsApp } from '../http/ops-app';
 import { RequestTracker } from '../http/request-tracker';
 import type { Logger } from '../telemetry/logger';
@@ -28,6 +29,9 @@ import { createServiceLogger } from './service-logger';
 import { closeServers, createServers } from './servers';
 import { startup } from './startup';
 import { createWorkerStopper } from './workers';
+
+/** How long startup waits for the shared rate limit store before serving without it. */
+const STORE_CONNECT_WAIT_MS = 1_000;
 
 export type LifecycleActor = Actor<typeof lifecycleMachine>;
 
@@ -85,8 +89,25 @@ export async function startRuntime(
     [...(options.workers ?? []), ...modules.flatMap((m) => m.workers ?? [])],
     logger,
   );
+  // With REDIS_URL the rate limit counts are shared by the replicas (closed after the drain).
+  const rateLimitStore =
+    config.limits.redisUrl === '' || config.limits.rateLimitMax === 0
+      ? undefined
+      : new RedisRateLimitStore({
+          url: config.limits.redisUrl,
+          keyPrefix: config.limits.redisKeyPrefix,
+          timeoutMs: config.limits.storeTimeoutMs,
+          logger,
+          metrics: telemetry.metrics,
+        });
   const resources = createResourceCloser(
-    [...modules.flatMap((m) => m.resources ?? []), ...(options.resources ?? [])],
+    [
+      ...modules.flatMap((m) => m.resources ?? []),
+      ...(rateLimitStore === undefined
+        ? []
+        : [{ name: 'rate-limit-store', close: () => rateLimitStore.close() }]),
+      ...(options.resources ?? []),
+    ],
     { logger, stepBudgetMs: config.shutdown.closeTimeoutMs },
   );
   const pending = () =>
@@ -108,6 +129,7 @@ export async function startRuntime(
     logger,
     telemetry,
     routers: [...modules.flatMap((m) => m.routers ?? []), ...(options.routers ?? [])],
+    ...(rateLimitStore === undefined ? {} : { rateLimitStore }),
   });
   const servers = createServers({
     config,
@@ -161,7 +183,26 @@ export async function startRuntime(
     actors: {
       startup: fromPromise(({ signal }) =>
         startup(
-          { config, mainServer, opsServer, checks: startupChecksOf(modules, options) },
+          {
+            config,
+            mainServer,
+            opsServer,
+            checks: [
+              ...startupChecksOf(modules, options),
+              // Give Redis a moment so the first requests are counted in it; never fails startup
+              // (without Redis each replica counts alone, see redis-rate-limit.store.ts).
+              ...(rateLimitStore === undefined
+                ? []
+                : [
+                    {
+                      name: 'rate-limit-store',
+                      run: async () => {
+                        await rateLimitStore.connected(STORE_CONNECT_WAIT_MS);
+                      },
+                    },
+                  ]),
+            ],
+          },
           signal,
         ),
       ),
@@ -198,6 +239,8 @@ export async function startRuntime(
         telemetry,
         pendingWork: pending,
         maxConnections: () => maxConnections,
+        rateLimitCounting:
+          config.limits.rateLimitMax === 0 ? 'off' : rateLimitStore ? 'redis' : 'memory',
       }),
       armHardStop: () => hardStop.arm(),
       closeConnectionsAfterResponse: () => tracker.closeConnectionsAfterResponse(),

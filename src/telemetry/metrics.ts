@@ -29,6 +29,10 @@ export interface ServiceMetrics {
   setBreakerState(dependency: string, state: BreakerState): void;
   /** For the outbox relay: how many events wait to be published. */
   observeOutboxBacklog(read: () => number): void;
+  /** A request counted in this process's memory because the shared store (Redis) could not. */
+  countRateLimitFallback(): void;
+  /** Whether the shared rate limit store answers (read at each scrape). */
+  observeRateLimitStore(up: () => boolean): void;
 }
 
 export function statusClass(status: number): string {
@@ -50,6 +54,13 @@ export function createServiceMetrics(meter: Meter, eventLoop: EventLoopMonitor):
   });
   const refusedConnections = meter.createCounter('ops.http.connections.refused', {
     description: 'Connections the main listener closed at once because MAX_CONNECTIONS were open.',
+  });
+  const rateLimitFallbacks = meter.createCounter('ops.rate_limit.store.fallbacks', {
+    description:
+      "Requests counted in the replica's own memory because the shared rate limit store (Redis) could not count them.",
+  });
+  const rateLimitStoreGauge = meter.createObservableGauge('ops.rate_limit.store.up', {
+    description: 'Whether the shared rate limit store (Redis) answers (1) or not (0).',
   });
   const inFlightGauge = meter.createObservableUpDownCounter('http.server.active_requests', {
     description: 'Requests in flight on the main listener.',
@@ -134,6 +145,12 @@ export function createServiceMetrics(meter: Meter, eventLoop: EventLoopMonitor):
     },
     observeOutboxBacklog(read) {
       backlogGauge.addCallback((result) => result.observe(read()));
+    },
+    countRateLimitFallback() {
+      rateLimitFallbacks.add(1);
+    },
+    observeRateLimitStore(up) {
+      rateLimitStoreGauge.addCallback((result) => result.observe(up() ? 1 : 0));
     },
   };
 }

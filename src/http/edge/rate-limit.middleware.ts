@@ -124,6 +124,8 @@ export function rateLimitMiddleware(
   limits: AppConfig['limits'],
   trustProxyHops: number,
   reply: Reply,
+  /** Where the counts live: this process's memory unless given (Redis: redis-rate-limit.store.ts). */
+  store: Store = new SyncMemoryStore(),
 ): RequestHandler {
   if (limits.rateLimitMax === 0) return (_req, _res, next) => next();
   const windowSeconds = Math.max(1, Math.ceil(limits.rateLimitWindowMs / 1000));
@@ -147,7 +149,7 @@ export function rateLimitMiddleware(
     // fixed and covered by tests, and `trust proxy` is set explicitly (TRUST_PROXY_HOPS).
     validate: false,
     keyGenerator: clientKeyGenerator(trustProxyHops),
-    store: new SyncMemoryStore(),
+    store,
     handler: (req, res) => {
       setHeaders(req, res);
       const reset = (req as { rateLimit?: { resetTime?: Date } }).rateLimit?.resetTime;
