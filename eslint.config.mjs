@@ -112,4 +112,16 @@ export default tseslint.config(
     },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
+  // The lifecycle page's script runs in the browser (served by the ops listener as it is).
+  {
+    files: ['src/http/lifecycle-page/client/**/*.js'],
+    languageOptions: {
+      sourceType: 'script',
+      globals: {
+        document: 'readonly',
+        EventSource: 'readonly',
+        setInterval: 'readonly',
+      },
+    },
+  },
 );

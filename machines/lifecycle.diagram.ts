@@ -60,3 +60,66 @@ export function toMermaid(machine: AnyStateMachine): string {
   walk(machine.root, '  ');
   return lines.join('\n');
 }
+
+/** A state of the chart: `id` is its path below the root (`draining.drain.waiting`). */
+export interface ChartState {
+  readonly id: string;
+  readonly key: string;
+  readonly parent: string | undefined;
+  readonly compound: boolean;
+  readonly final: boolean;
+  /** The child entered first, for compound states. */
+  readonly initial: string | undefined;
+}
+
+/** Every transition from one state to another, its events merged into one list of labels. */
+export interface ChartEdge {
+  readonly from: string;
+  readonly to: string;
+  readonly labels: readonly string[];
+}
+
+export interface ChartGraph {
+  readonly initial: string | undefined;
+  readonly states: readonly ChartState[];
+  readonly edges: readonly ChartEdge[];
+}
+
+/** The machine as a graph (for drawing it live on the ops listener's lifecycle page). */
+export function toGraph(machine: AnyStateMachine): ChartGraph {
+  const root = machine.root as AnyStateNode;
+  const pathOf = (node: AnyStateNode): string => node.path.join('.');
+  const states: ChartState[] = [];
+  const edges = new Map<string, { from: string; to: string; labels: string[] }>();
+  const walk = (node: AnyStateNode, parent: string | undefined): void => {
+    const children = Object.values(node.states) as AnyStateNode[];
+    const id = pathOf(node);
+    const initial = node.initial?.target?.[0];
+    states.push({
+      id,
+      key: node.key,
+      parent,
+      compound: children.length > 0,
+      final: node.type === 'final',
+      initial: initial === undefined ? undefined : pathOf(initial),
+    });
+    for (const transition of transitionsOf(node)) {
+      for (const target of transition.target ?? []) {
+        const guard = guardName(transition.guard);
+        const label = describeEvent(transition.eventType) + (guard ? ` [${guard}]` : '');
+        const key = `${id}->${pathOf(target)}`;
+        const edge = edges.get(key) ?? { from: id, to: pathOf(target), labels: [] };
+        if (!edge.labels.includes(label)) edge.labels.push(label);
+        edges.set(key, edge);
+      }
+    }
+    for (const child of children) walk(child, id);
+  };
+  for (const child of Object.values(root.states) as AnyStateNode[]) walk(child, undefined);
+  const initial = root.initial?.target?.[0];
+  return {
+    initial: initial === undefined ? undefined : pathOf(initial),
+    states,
+    edges: [...edges.values()],
+  };
+}

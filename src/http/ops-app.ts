@@ -9,8 +9,12 @@ import { mapError } from '../errors/to-problem';
 import type { BuildInfo } from '../build-info';
 import type { LifecycleSnapshot, LifecycleView, TransitionRecord } from './lifecycle-view';
 import type { RequestTracker } from './request-tracker';
+import { toGraph } from '../../machines/lifecycle.diagram';
+import type { MetricReadings } from '../telemetry/metrics';
+import { lifecyclePage } from './lifecycle-page/page';
 import {
   drainDeadlineOf,
+  lifecycleMachine,
   type LifecycleContext,
   readinessOf,
   statePath,
@@ -28,9 +32,19 @@ export interface OpsAppDeps {
   readonly startedAt: Date;
   /** Prometheus text format for GET /metrics. */
   readonly serveMetrics: (req: IncomingMessage, res: ServerResponse) => void;
+  /** Breaker states and outbox backlog as the gauges read them now. */
+  readonly readings: () => MetricReadings;
+  /** Calls `listener` with the new state on each transition (the live page follows it). */
+  readonly onTransition: (listener: (to: string) => void) => void;
 }
 
-const OPS_ROUTES = new Set(['/lifecycle', '/metrics']);
+export interface OpsApp {
+  readonly app: Express;
+  /** Tells the live page's open streams the process is exiting, and ends them. */
+  announceExit(exitCode: number): void;
+}
+
+const OPS_ROUTES = new Set(['/lifecycle', '/metrics', '/', '/lifecycle/view', '/lifecycle/stream']);
 
 const shuttingDown = (snapshot: LifecycleSnapshot): boolean =>
   snapshot.hasTag(TAGS.draining) || snapshot.hasTag(TAGS.stopping);
@@ -67,7 +81,7 @@ function opsProblem(res: Response, code: ErrorCode, detail: string): void {
   );
 }
 
-export function createOpsApp(deps: OpsAppDeps): Express {
+export function createOpsApp(deps: OpsAppDeps): OpsApp {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -75,17 +89,20 @@ export function createOpsApp(deps: OpsAppDeps): Express {
     res.setHeader('X-Content-Type-Options', 'nosniff');
     next();
   });
-  app.get('/lifecycle', (_req, res) => {
+  /** The /lifecycle document: what the machine says now, with the gauges operators read with it. */
+  const lifecycleDocument = () => {
     const snapshot = deps.lifecycle.getSnapshot();
     const history = deps.history();
-    res.setHeader('Cache-Control', 'no-store');
-    res.json({
+    const readings = deps.readings();
+    return {
       state: statePath(snapshot.value),
       readiness: readinessOf(snapshot),
       since: history[history.length - 1]?.at ?? deps.startedAt.toISOString(),
       history,
       in_flight: deps.tracker.inFlight,
       dependencies: snapshot.context.dependencies,
+      breakers: readings.breakers,
+      outbox_backlog: readings.outboxBacklog,
       exit_code: snapshot.context.exitCode,
       ...(shuttingDown(snapshot)
         ? { shutdown: shutdownOf(snapshot.context), pending: deps.pendingWork?.() }
@@ -96,16 +113,31 @@ export function createOpsApp(deps: OpsAppDeps): Express {
         uptime_ms: Math.round(process.uptime() * 1000),
       },
       config_hash: deps.configHash,
-    });
+    };
+  };
+  app.get('/lifecycle', (_req, res) => {
+    res.setHeader('Cache-Control', 'no-store');
+    res.json(lifecycleDocument());
   });
   app.get('/metrics', (req, res) => deps.serveMetrics(req, res));
+  const page = lifecyclePage({
+    graph: toGraph(lifecycleMachine),
+    view: lifecycleDocument,
+    onTransition: deps.onTransition,
+    title: `${deps.build.name} ${deps.build.version}`,
+  });
+  app.use(page.router);
   app.use((req, res) => {
     if (OPS_ROUTES.has(req.path)) {
       res.setHeader('Allow', 'GET, HEAD');
       opsProblem(res, 'METHOD_NOT_ALLOWED', `${req.method} is not allowed; use GET.`);
       return;
     }
-    opsProblem(res, 'ROUTE_NOT_FOUND', 'The ops endpoints are GET /lifecycle and GET /metrics.');
+    opsProblem(
+      res,
+      'ROUTE_NOT_FOUND',
+      'The ops endpoints are GET / (the live lifecycle page), GET /lifecycle and GET /metrics.',
+    );
   });
   const errors: ErrorRequestHandler = (error, _req, res, _next) => {
     if (res.headersSent) return;
@@ -113,5 +145,5 @@ export function createOpsApp(deps: OpsAppDeps): Express {
     opsProblem(res, mapped.code, mapped.detail);
   };
   app.use(errors);
-  return app;
+  return { app, announceExit: (code) => page.announceExit(code) };
 }

@@ -118,8 +118,10 @@ export async function startRuntime(
     });
   const lifecycle = { getSnapshot: () => actor.getSnapshot() };
 
+  const transitionListeners: ((to: string) => void)[] = [];
   const history = createLifecycleHistory((record) => {
     logger.info('lifecycle.transition', { from: record.from, to: record.to, cause: record.cause });
+    for (const listener of transitionListeners) listener(record.to);
   });
 
   const app = createApp({
@@ -131,19 +133,22 @@ export async function startRuntime(
     routers: [...modules.flatMap((m) => m.routers ?? []), ...(options.routers ?? [])],
     ...(rateLimitStore === undefined ? {} : { rateLimitStore }),
   });
+  const ops = createOpsApp({
+    lifecycle,
+    tracker,
+    history: history.records,
+    pendingWork: pending,
+    build,
+    configHash: loaded.hash,
+    startedAt,
+    serveMetrics: (req, res) => telemetry.serveMetrics(req, res),
+    readings: () => telemetry.metrics.readings(),
+    onTransition: (listener) => transitionListeners.push(listener),
+  });
   const servers = createServers({
     config,
     app,
-    opsApp: createOpsApp({
-      lifecycle,
-      tracker,
-      history: history.records,
-      pendingWork: pending,
-      build,
-      configHash: loaded.hash,
-      startedAt,
-      serveMetrics: (req, res) => telemetry.serveMetrics(req, res),
-    }),
+    opsApp: ops.app,
     telemetry,
     logger,
   });
@@ -252,6 +257,7 @@ export async function startRuntime(
       exitProcess: ({ context }) => {
         void (async () => {
           hardStop.disarm();
+          ops.announceExit(context.exitCode);
           closeServers(servers);
           await inspector?.stop();
           logger.info('service.exit', {

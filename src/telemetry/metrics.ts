@@ -33,6 +33,14 @@ export interface ServiceMetrics {
   countRateLimitFallback(): void;
   /** Whether the shared rate limit store answers (read at each scrape). */
   observeRateLimitStore(up: () => boolean): void;
+  /** What the breaker and backlog gauges read now (for /lifecycle and its live page). */
+  readings(): MetricReadings;
+}
+
+export interface MetricReadings {
+  readonly breakers: Readonly<Record<string, BreakerState>>;
+  /** Undefined when no outbox relay runs. */
+  readonly outboxBacklog: number | undefined;
 }
 
 export function statusClass(status: number): string {
@@ -102,6 +110,7 @@ export function createServiceMetrics(meter: Meter, eventLoop: EventLoopMonitor):
     }
   });
 
+  let readBacklog: (() => number) | undefined;
   const attributeCache = new Map<string, Attributes>();
   return {
     recordRequest(method, route, status, seconds) {
@@ -144,6 +153,7 @@ export function createServiceMetrics(meter: Meter, eventLoop: EventLoopMonitor):
       breakers.set(dependency, state);
     },
     observeOutboxBacklog(read) {
+      readBacklog = read;
       backlogGauge.addCallback((result) => result.observe(read()));
     },
     countRateLimitFallback() {
@@ -151,6 +161,9 @@ export function createServiceMetrics(meter: Meter, eventLoop: EventLoopMonitor):
     },
     observeRateLimitStore(up) {
       rateLimitStoreGauge.addCallback((result) => result.observe(up() ? 1 : 0));
+    },
+    readings() {
+      return { breakers: Object.fromEntries(breakers), outboxBacklog: readBacklog?.() };
     },
   };
 }
