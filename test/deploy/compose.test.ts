@@ -2,7 +2,7 @@
 // read here, never run: these tests parse them and check that they agree with the config schema
 // and with each other (env names, ports, endpoints, shutdown budget, pinned images). Each check
 // returns its problems as text; the mutation tests at the end prove each one can fail.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { loadConfig } from '../../src/config/load-config';
@@ -33,7 +33,7 @@ interface Texts {
 const FILES: Readonly<Record<keyof Texts, string>> = {
   compose: 'docker-compose.yml',
   collector: 'deploy/otel-collector.yaml',
-  prometheus: 'deploy/prometheus.yml',
+  prometheus: 'deploy/prometheus/prometheus.yml',
   dockerfile: 'Dockerfile',
   dockerignore: '.dockerignore',
 };
@@ -650,7 +650,39 @@ function prometheusProblems(stack: Stack): string[] {
       `prometheus reads ${reads}, ${FILES.prometheus} is mounted at ${String(mount?.target)}`,
     );
   }
+  // rule_files are resolved against the config file's folder: in the container each pattern must
+  // fall in a mount of a repository folder where it matches the rule files (deploy/prometheus/).
+  const ruleFiles = list(stack.prometheus.rule_files, 'rule_files').map((r) =>
+    scalar(r, 'rule_files'),
+  );
+  if (ruleFiles.length === 0) problems.push('prometheus loads no rule_files');
+  for (const pattern of ruleFiles) {
+    const inContainer = path.posix.resolve(path.posix.dirname(reads), pattern);
+    const folder = prometheus?.volumes.find((v) => inContainer.startsWith(`${v.target}/`));
+    if (folder === undefined) {
+      problems.push(
+        `rule_files ${pattern} is ${inContainer} in the container: nothing mounted there`,
+      );
+      continue;
+    }
+    const inRepo = path.posix.join(
+      repoPath(folder.source),
+      path.posix.relative(folder.target, inContainer),
+    );
+    if (repoGlob(inRepo).length === 0) {
+      problems.push(`rule_files ${pattern} is ${inRepo} in the repository: no file matches`);
+    }
+  }
   return problems;
+}
+
+/** The repository files a Prometheus rule_files pattern (`*` and `?` in the file name) matches. */
+function repoGlob(pattern: string): string[] {
+  const folder = path.join(ROOT, path.posix.dirname(pattern));
+  const escaped = path.posix.basename(pattern).replace(/[.+^${}()|[\]\\]/g, '\\$&');
+  const name = new RegExp(`^${escaped.replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]')}$`);
+  if (!existsSync(folder)) return [];
+  return readdirSync(folder).filter((file) => name.test(file));
 }
 
 function shutdownProblems(stack: Stack): string[] {
@@ -911,7 +943,7 @@ describe('the container image and the local stack agree with the config schema',
     expect(collectorProblems(stack)).toEqual([]);
   });
 
-  test('when prometheus scrapes, then it reads ops-service on the ops port at /metrics', () => {
+  test('when prometheus scrapes, then it reads ops-service on the ops port at /metrics and loads the mounted rules', () => {
     expect(prometheusProblems(stack)).toEqual([]);
   });
 
@@ -1133,6 +1165,31 @@ const mutations: readonly Mutation[] = [
     to: 'metrics_path: /prometheus',
     check: prometheusProblems,
     reports: /scrapes \/prometheus/,
+  },
+  {
+    when: 'prometheus loads rules from a pattern no file matches',
+    file: 'prometheus',
+    from: '- rules/*.rules.yml',
+    to: '- rules/*.rules.yaml',
+    check: prometheusProblems,
+    reports:
+      /rule_files rules\/\*\.rules\.yaml is deploy\/prometheus\/rules\/\*\.rules\.yaml in the repository: no file matches/,
+  },
+  {
+    when: 'the rules folder is mounted where prometheus does not look',
+    file: 'compose',
+    from: './deploy/prometheus/rules:/etc/prometheus/rules:ro',
+    to: './deploy/prometheus/rules:/etc/prometheus/alerts:ro',
+    check: prometheusProblems,
+    reports: /is \/etc\/prometheus\/rules\/\*\.rules\.yml in the container: nothing mounted there/,
+  },
+  {
+    when: 'prometheus loads no rules',
+    file: 'prometheus',
+    from: 'rule_files:\n  - rules/*.rules.yml\n',
+    to: '',
+    check: prometheusProblems,
+    reports: /loads no rule_files/,
   },
   {
     when: 'stop_grace_period is shorter than the shutdown budget',
