@@ -57,6 +57,10 @@ export function createServiceMetrics(meter: Meter, eventLoop: EventLoopMonitor):
     description:
       'Broker messages handled, per flow (outbox, payments) and outcome (published; paid, duplicate, retry, dead_lettered).',
   });
+  // Every series exists from the start at 0, so `increase()` sees the first dead letter too.
+  for (const outcome of ['paid', 'duplicate', 'retry', 'dead_lettered'])
+    brokerMessages.add(0, { flow: 'payments', outcome });
+  brokerMessages.add(0, { flow: 'outbox', outcome: 'published' });
   const errors = meter.createCounter('ops.errors', {
     description: 'Error responses and unexpected errors, per catalogue code and category.',
   });
@@ -97,6 +101,13 @@ export function createServiceMetrics(meter: Meter, eventLoop: EventLoopMonitor):
     description: 'Resident set size.',
     unit: 'By',
   });
+
+  // Prometheus' conventional name: a restart shows as a change of this value (the restart alert).
+  const startTime = meter.createObservableGauge('process.start_time_seconds', {
+    description: 'Start time of the process since the Unix epoch, in seconds.',
+  });
+  const startedAtSeconds = Math.round(Date.now() / 1000 - process.uptime());
+  startTime.addCallback((result) => result.observe(startedAtSeconds));
 
   loopDelay.addCallback((result) => result.observe(eventLoop.p99Ms() / 1000));
   heapUsed.addCallback((result) => result.observe(process.memoryUsage().heapUsed));

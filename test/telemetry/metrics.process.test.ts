@@ -24,6 +24,7 @@ function find(samples: Sample[], name: string, labels: Record<string, string> = 
 }
 
 it('when traffic has been served, then /metrics parses as Prometheus text and has the contract series with bounded labels', async () => {
+  const spawnedAt = Date.now();
   const { service, port, opsPort } = await startService({ SHUTDOWN_DELAY_MS: '0' });
   try {
     await Promise.all(
@@ -80,6 +81,14 @@ it('when traffic has been served, then /metrics parses as Prometheus text and ha
     // Node runtime.
     expect(find(samples, 'nodejs_eventloop_delay_p99')).toHaveLength(1);
     expect(find(samples, 'process_memory_heap_used')[0]?.value).toBeGreaterThan(0);
+    // The start time (restarts show as its changes): this process's, in seconds.
+    const startedAt = find(samples, 'process_start_time_seconds')[0]?.value ?? 0;
+    expect(Math.abs(startedAt - spawnedAt / 1000)).toBeLessThan(5);
+    // Broker series exist from the start, at 0, so the first dead letter is an increase.
+    expect(
+      find(samples, 'ops_broker_messages_total', { flow: 'payments', outcome: 'dead_lettered' })[0]
+        ?.value,
+    ).toBe(0);
     expect(find(samples, 'target_info')[0]?.labels).toMatchObject({
       service_name: 'ops-service',
       deployment_environment_name: 'test',
