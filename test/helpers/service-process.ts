@@ -175,6 +175,13 @@ export async function startService(
     script: options.script ?? DRILL_SERVICE,
     env: { LOG_LEVEL: 'info', ...env },
   });
-  const ready = await service.waitForEvent('service.ready', options.readyTimeoutMs ?? 10_000);
+  let ready: LogLine;
+  try {
+    ready = await service.waitForEvent('service.ready', options.readyTimeoutMs ?? 10_000);
+  } catch (error) {
+    // Never ready: no caller holds the process, so it must not outlive the test.
+    service.kill('SIGKILL');
+    throw error;
+  }
   return { service, port: portOf(ready.bind), opsPort: portOf(ready.ops_bind) };
 }
