@@ -1,6 +1,7 @@
-// What the bench processes say to each other: the orchestrator (run.ts), the servers under test
-// (bare-express.ts, bench-service.ts, minimal-orders.ts) and the load generator (load.ts). Messages travel over the
-// IPC channel of child_process.fork; every message is checked on arrival.
+// What the bench processes say to each other: the orchestrators (run.ts, rate-limit.ts), the
+// servers under test (bare-express.ts, bench-service.ts, minimal-orders.ts, rate-limit-server.ts)
+// and the load generator (load.ts). Messages travel over the IPC channel of child_process.fork;
+// every message is checked on arrival.
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
@@ -86,6 +87,18 @@ export interface LoadResult {
   readonly after: CpuReport;
 }
 
+/**
+ * Bench-only, rate-limit-server.ts with the Redis store: what the store did (answered by the
+ * server outside the rate limiter, so reading it is not counted).
+ */
+export const RATE_LIMIT_STORE_PATH = '/bench/rate-limit-store';
+
+/** RATE_LIMIT_STORE_PATH's answer: requests counted locally instead of in Redis, warn lines. */
+export interface RateLimitStoreReport {
+  readonly fallbacks: number;
+  readonly warnings: readonly string[];
+}
+
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null;
 }
@@ -120,6 +133,15 @@ export function isLoadResult(value: unknown): value is LoadResult {
     isNumber(value.p99Ms) &&
     isCpuReport(value.before) &&
     isCpuReport(value.after)
+  );
+}
+
+export function isRateLimitStoreReport(value: unknown): value is RateLimitStoreReport {
+  return (
+    isRecord(value) &&
+    isNumber(value.fallbacks) &&
+    Array.isArray(value.warnings) &&
+    value.warnings.every((line) => typeof line === 'string')
   );
 }
 
