@@ -3,7 +3,7 @@
 // states are boxes inside their parent, every transition is an arrow with its events. Each state
 // is a <g data-state="draining.drain.waiting">; the page's script highlights the active one.
 import { createRequire } from 'node:module';
-import type ElkConstructor from 'elkjs/lib/elk-api';
+import { Worker } from 'node:worker_threads';
 import type { ElkExtendedEdge, ElkNode } from 'elkjs/lib/elk-api';
 import type { ChartGraph, ChartState } from '../../../machines/lifecycle.diagram';
 
@@ -17,7 +17,7 @@ const LEAF_PADDING_X = 18;
 const TITLE_HEIGHT = 24;
 const INITIAL_RADIUS = 6;
 
-const loadModule = createRequire(__filename);
+const resolveModule = createRequire(__filename);
 
 const escape = (text: string): string =>
   text.replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`);
@@ -149,10 +149,36 @@ function svgOf(graph: ChartGraph, laid: ElkNode): string {
   ].join('\n');
 }
 
-/** Lays the graph out and draws it; ELK is loaded on the first call (it is ~1.5 MB of code). */
+// The layout runs in a worker thread, never on the service's event loop: loading ELK and laying
+// the chart out the first time takes ~0.5 s of CPU, which on the main thread would stall every
+// request for that long and trip load shedding (the browser test caught exactly that).
+const LAYOUT_WORKER = `
+const { parentPort, workerData } = require('node:worker_threads');
+const ELK = require(workerData.elkPath);
+new ELK().layout(workerData.graph).then(
+  (laid) => parentPort.postMessage({ laid }),
+  (error) => parentPort.postMessage({ error: String(error) }),
+);
+`;
+
+function layoutOffThread(graph: ElkNode): Promise<ElkNode> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(LAYOUT_WORKER, {
+      eval: true,
+      workerData: { graph, elkPath: resolveModule.resolve('elkjs/lib/elk.bundled.js') },
+    });
+    // A layout in progress never holds the process open (shutdown does not wait for it).
+    worker.unref();
+    worker.once('message', (message: { laid?: ElkNode; error?: string }) => {
+      void worker.terminate();
+      if (message.laid !== undefined) resolve(message.laid);
+      else reject(new Error(`the chart layout failed: ${message.error ?? 'no result'}`));
+    });
+    worker.once('error', reject);
+  });
+}
+
+/** Lays the graph out (off the event loop) and draws it. */
 export async function renderChart(graph: ChartGraph): Promise<string> {
-  // Loaded here, not at startup: parsing it takes ~165 ms and ~24 MB, for a page few ever open.
-  const ELK = loadModule('elkjs/lib/elk.bundled.js') as typeof ElkConstructor;
-  const laid = await new ELK().layout(elkGraphOf(graph));
-  return svgOf(graph, laid);
+  return svgOf(graph, await layoutOffThread(elkGraphOf(graph)));
 }
