@@ -31,6 +31,14 @@ export interface Resource {
   close(): Promise<void>;
 }
 
+/**
+ * What a resource's close() rejects with when it stopped waiting by itself (its own timer ran
+ * out before the resource had closed): logged as `resource.close_timeout`, never as closed.
+ */
+export class ResourceCloseTimeout extends Error {
+  override readonly name = 'ResourceCloseTimeout';
+}
+
 /** What a module is given to build itself. */
 export interface ModuleContext {
   readonly loaded: LoadedConfig;

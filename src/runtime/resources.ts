@@ -4,7 +4,7 @@
 // budget, each logged: `resource.closed` or `resource.close_timeout` (with `close_ms`), or
 // `resource.close_failed`. A resource that timed out is left behind; the next one still closes.
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Resource } from '../contracts';
+import { type Resource, ResourceCloseTimeout } from '../contracts';
 import type { Logger } from '../telemetry/logger';
 
 export type ResourceState = 'open' | 'closing' | 'closed' | 'close_timeout' | 'close_failed';
@@ -39,11 +39,14 @@ export function createResourceCloser(
     const outcome = await Promise.race([
       resource.close().then(
         () => ({ kind: 'closed' as const }),
-        (error: unknown) => ({ kind: 'failed' as const, error }),
+        (error: unknown) =>
+          error instanceof ResourceCloseTimeout
+            ? { kind: 'timeout' as const, reason: error.message }
+            : { kind: 'failed' as const, error },
       ),
       sleep(budgetMs, undefined, { signal: timer.signal, ref: false }).then(
-        () => ({ kind: 'timeout' as const }),
-        () => ({ kind: 'timeout' as const }),
+        () => ({ kind: 'timeout' as const, reason: undefined }),
+        () => ({ kind: 'timeout' as const, reason: undefined }),
       ),
     ]);
     timer.abort();
@@ -56,6 +59,7 @@ export function createResourceCloser(
         resource: resource.name,
         close_ms: closeMs(),
         budget_ms: budgetMs,
+        ...(outcome.reason === undefined ? {} : { reason: outcome.reason }),
         error_code: 'RESOURCE_CLOSE_TIMEOUT',
         error_category: 'expected',
       });

@@ -2,6 +2,7 @@
 // in order within their budgets, what is still running, the hard stop, startup's order.
 import { createServer, type ServerResponse } from 'node:http';
 import { setTimeout as delay } from 'node:timers/promises';
+import { ResourceCloseTimeout } from '../../src/contracts';
 import { RequestTracker } from '../../src/http/request-tracker';
 import { createHardStop } from '../../src/runtime/hard-stop';
 import { activeHandleKinds, pendingWork } from '../../src/runtime/pending-work';
@@ -117,6 +118,30 @@ describe('closing resources', () => {
       ['resource.close_failed', 'error', 'RESOURCE_CLOSE_FAILED'],
       ['resource.closed', 'info', undefined],
     ]);
+  });
+
+  it('when one stops waiting by itself (its own timer), then it is a close_timeout with its reason, never closed', async () => {
+    const log = captureLogger();
+    const closer = createResourceCloser(
+      [
+        {
+          name: 'database',
+          close: () =>
+            Promise.reject(new ResourceCloseTimeout('1 connection(s) still checked out')),
+        },
+      ],
+      { logger: log.logger, stepBudgetMs: 1_000 },
+    );
+    await closer.closeAll();
+    expect(log.records()).toEqual([
+      expect.objectContaining({
+        event: 'resource.close_timeout',
+        level: 'warn',
+        resource: 'database',
+        reason: '1 connection(s) still checked out',
+      }),
+    ]);
+    expect(closer.pending()).toEqual(['database']);
   });
 
   it('when a resource declares its own budget, then it keeps it; others share the step equally', () => {

@@ -34,7 +34,7 @@ export interface Db {
   transaction<T>(work: (tx: DbSession) => Promise<T>, signal?: AbortSignal): Promise<T>;
   /** `SELECT 1` on a connection a busy pool cannot starve (the health check). */
   ping(signal: AbortSignal): Promise<void>;
-  /** Closes every connection; bounded, idempotent. */
+  /** Closes every connection; bounded, idempotent; rejects with ResourceCloseTimeout when it stopped waiting. */
   close(): Promise<void>;
 }
 

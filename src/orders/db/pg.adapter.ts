@@ -9,6 +9,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isNativeError } from 'node:util/types';
 import pg from 'pg';
+import { ResourceCloseTimeout } from '../../contracts';
 import type { Logger } from '../../telemetry/logger';
 import {
   type Db,
@@ -315,10 +316,19 @@ export function createPgDb(options: PgOptions, logger: Logger): Db {
       await withClient(healthPool, signal, (client) => client.query('SELECT 1'));
     },
     close() {
+      // Bounded, and truthful: when connections are still checked out at the end of the wait,
+      // close() says so (the runtime logs resource.close_timeout, not resource.closed).
       closing ??= Promise.race([
-        Promise.all([pool.end(), healthPool.end()]).then(() => undefined),
-        sleep(options.closeTimeoutMs, undefined, { ref: false }),
-      ]);
+        Promise.all([pool.end(), healthPool.end()]).then(() => true),
+        sleep(options.closeTimeoutMs, false, { ref: false }),
+      ]).then((closed) => {
+        if (!closed) {
+          const busy = pool.totalCount - pool.idleCount;
+          throw new ResourceCloseTimeout(
+            `the pool did not close within ${options.closeTimeoutMs} ms: ${busy} connection(s) still checked out`,
+          );
+        }
+      });
       return closing;
     },
   };

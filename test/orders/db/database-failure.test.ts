@@ -3,6 +3,7 @@
 // Classified by SQLSTATE class, then checked against the real PostgreSQL with the module's own
 // resilience policy.
 import { trace } from '@opentelemetry/api';
+import { ResourceCloseTimeout } from '../../../src/contracts';
 import { AppError } from '../../../src/errors/catalogue';
 import { createDatabase, sql } from '../../../src/orders/db/database';
 import { createPgDb } from '../../../src/orders/db/pg.adapter';
@@ -128,5 +129,31 @@ describe('the real PostgreSQL behind the module policy', () => {
     } finally {
       await close();
     }
+  });
+});
+
+describe('closing the pool', () => {
+  it('when a connection is still checked out at the end of the close wait, then close() says so instead of resolving as closed', async () => {
+    const db = createPgDb(
+      {
+        url: TEST_DATABASE_URL,
+        poolMax: 2,
+        connectTimeoutMs: 1_000,
+        statementTimeoutMs: 5_000,
+        lockTimeoutMs: 250,
+        idleInTransactionTimeoutMs: 5_000,
+        closeTimeoutMs: 200,
+      },
+      captureLogger().logger,
+    );
+    const busy = db.query('SELECT pg_sleep(1)', []).catch(() => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const closed = await db.close().then(
+      () => 'closed',
+      (error: unknown) => error,
+    );
+    expect(closed).toBeInstanceOf(ResourceCloseTimeout);
+    expect(String((closed as Error).message)).toMatch(/1 connection\(s\) still checked out/);
+    await busy;
   });
 });
