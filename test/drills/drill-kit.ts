@@ -99,26 +99,7 @@ export async function runLoad(options: LoadOptions): Promise<Outcome[]> {
 
 export { setTimeout as delay } from 'node:timers/promises';
 
-/** Contract section 3 events, in the order a clean shutdown writes them. */
-export const CONTRACT_SHUTDOWN_ORDER = [
-  'service.start',
-  'service.ready',
-  'shutdown.begin',
-  'shutdown.intake_stopped',
-  'shutdown.drain_complete',
-  'telemetry.flush',
-  'service.exit',
-];
-
-const CONTRACT_EVENTS = new Set([
-  ...CONTRACT_SHUTDOWN_ORDER,
-  'service.start_failed',
-  'shutdown.drain_timeout',
-]);
-
-export function contractEvents(service: ServiceProcess): string[] {
-  return service.events().filter((event) => CONTRACT_EVENTS.has(event));
-}
+export { CONTRACT_SHUTDOWN_ORDER, contractEvents } from '../../scripts/incidents/kit/contract';
 
 export function timeOf(service: ServiceProcess, event: string): number {
   const line = service.lines.find((l) => l.event === event);
