@@ -76,6 +76,11 @@ export default tseslint.config(
     'the resilience policy wraps dependency calls; it knows nothing of who calls',
   ),
   ...layer(
+    'src/auth/**',
+    ['**/runtime/**', '**/http/**', '**/orders/**', '**/config/**', 'express'],
+    'authentication verifies tokens against keys; it knows nothing of HTTP, config or the domain',
+  ),
+  ...layer(
     'src/http/**',
     ['**/runtime/**', '**/orders/**'],
     'the request path does not reach back into the runtime or the domain (use src/contracts.ts)',

@@ -2,6 +2,7 @@
 // right type) and coerces only strings from the environment. Every message says what was
 // expected, so a config problem reads as one clear line.
 import convict from 'convict';
+import { SUPPORTED_ALGORITHMS } from '../auth/algorithms';
 
 function assertThat(condition: boolean, expected: string): asserts condition {
   if (!condition) throw new Error(expected);
@@ -102,6 +103,17 @@ export function registerFormats(): void {
     'otlp-endpoint': urlOrEmpty(['http', 'https']),
     'postgres-url': urlOrEmpty(['postgres', 'postgresql']),
     'redis-url': urlOrEmpty(['redis', 'rediss']),
+    'http-url-or-empty': urlOrEmpty(['http', 'https']),
+    'jwt-algorithms': {
+      validate(value: unknown) {
+        const names = typeof value === 'string' ? value.split(',').map((n) => n.trim()) : [];
+        assertThat(
+          names.length > 0 &&
+            names.every((name) => (SUPPORTED_ALGORITHMS as readonly string[]).includes(name)),
+          `expected a comma-separated list of ${SUPPORTED_ALGORITHMS.join(', ')} (asymmetric signatures only)`,
+        );
+      },
+    },
     'redis-key-prefix': {
       validate(value: unknown) {
         assertThat(

@@ -330,6 +330,7 @@ function crossKeyRules(config: AppConfig): CrossKeyProblem[] {
       message: `an OTLP endpoint (OTEL_EXPORTER_OTLP_ENDPOINT) is required in ${config.env}`,
     });
   }
+  found.push(...authRules(config));
   const { bodyTimeoutMs, requestTimeoutMs } = config.http;
   if (bodyTimeoutMs >= requestTimeoutMs) {
     found.push({
@@ -348,6 +349,35 @@ function crossKeyRules(config: AppConfig): CrossKeyProblem[] {
       keys: ['http.port', 'ops.port'],
       message: `the main and ops listeners cannot share port ${config.http.port}`,
     });
+  }
+  return found;
+}
+
+/** AUTH_MODE=off only where nobody real calls; jwt needs one key source, an issuer, an audience. */
+function authRules(config: AppConfig): CrossKeyProblem[] {
+  const { auth } = config;
+  const found: CrossKeyProblem[] = [];
+  if (auth.mode === 'off') {
+    if (config.env === 'staging' || config.env === 'production') {
+      found.push({
+        keys: ['env', 'auth.mode'],
+        message: `AUTH_MODE=off is only allowed with APP_ENV development or test; ${config.env} needs AUTH_MODE=jwt with AUTH_JWKS_URL or AUTH_JWKS_FILE, AUTH_ISSUER and AUTH_AUDIENCE`,
+      });
+    }
+    return found;
+  }
+  if ((auth.jwksUrl === '') === (auth.jwksFile === '')) {
+    found.push({
+      keys: ['auth.jwksUrl', 'auth.jwksFile'],
+      message: 'AUTH_MODE=jwt needs exactly one key source: AUTH_JWKS_URL or AUTH_JWKS_FILE',
+    });
+  }
+  for (const [key, name] of [
+    ['auth.issuer', 'AUTH_ISSUER'],
+    ['auth.audience', 'AUTH_AUDIENCE'],
+  ] as const) {
+    if (readPath(config, key) === '')
+      found.push({ keys: [key], message: `AUTH_MODE=jwt needs ${name}` });
   }
   return found;
 }

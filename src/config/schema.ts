@@ -10,6 +10,9 @@ export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export const LOG_FORMATS = ['json', 'pretty'] as const;
+
+export const AUTH_MODES = ['jwt', 'off'] as const;
+export type AuthMode = (typeof AUTH_MODES)[number];
 export type LogFormat = (typeof LOG_FORMATS)[number];
 
 export interface AppConfig {
@@ -82,6 +85,19 @@ export interface AppConfig {
     relayIntervalMs: number;
     paymentsMaxDeliver: number;
     paymentsAckWaitMs: number;
+  };
+  auth: {
+    mode: AuthMode;
+    jwksUrl: string;
+    jwksFile: string;
+    issuer: string;
+    audience: string;
+    tenantClaim: string;
+    clockToleranceMs: number;
+    algorithms: string;
+    jwksTimeoutMs: number;
+    jwksRefreshMs: number;
+    jwksCooldownMs: number;
   };
   inspect: string;
 }
@@ -408,6 +424,74 @@ export const schema: convict.Schema<AppConfig> = {
       format: 'duration-ms',
       default: 30_000,
       env: 'PAYMENTS_ACK_WAIT_MS',
+    },
+  },
+  auth: {
+    mode: {
+      doc: 'Authentication of /v1/... : `jwt` (a bearer JWT on every call, RFC 6750) or `off` (every call is the anonymous caller of the default tenant; only with APP_ENV development or test, and logged as auth.disabled at start).',
+      format: AUTH_MODES as unknown as string[],
+      default: 'off',
+      env: 'AUTH_MODE',
+    },
+    jwksUrl: {
+      doc: "The identity provider's JWKS URL: fetched before the service is ready, refreshed every AUTH_JWKS_REFRESH_MS and when a token names an unknown key (at most once per AUTH_JWKS_COOLDOWN_MS). One of AUTH_JWKS_URL and AUTH_JWKS_FILE with AUTH_MODE=jwt.",
+      format: 'http-url-or-empty',
+      default: '',
+      env: 'AUTH_JWKS_URL',
+    },
+    jwksFile: {
+      doc: 'A JWKS file with the public keys tokens are signed with (read at start), instead of AUTH_JWKS_URL.',
+      format: String,
+      default: '',
+      env: 'AUTH_JWKS_FILE',
+    },
+    issuer: {
+      doc: 'The `iss` every token must carry (required with AUTH_MODE=jwt).',
+      format: String,
+      default: '',
+      env: 'AUTH_ISSUER',
+    },
+    audience: {
+      doc: 'The `aud` every token must carry (required with AUTH_MODE=jwt).',
+      format: String,
+      default: '',
+      env: 'AUTH_AUDIENCE',
+    },
+    tenantClaim: {
+      doc: "The claim naming the caller's tenant: every order and Idempotency-Key belongs to it.",
+      format: 'non-empty-string',
+      default: 'tenant_id',
+      env: 'AUTH_TENANT_CLAIM',
+    },
+    clockToleranceMs: {
+      doc: 'Clock skew allowed when checking `exp` and `nbf`.',
+      format: 'duration-ms',
+      default: 30_000,
+      env: 'AUTH_CLOCK_TOLERANCE_MS',
+    },
+    algorithms: {
+      doc: 'Signature algorithms accepted, comma separated; asymmetric only (never `none` or HMAC).',
+      format: 'jwt-algorithms',
+      default: 'RS256,ES256,EdDSA',
+      env: 'AUTH_ALGORITHMS',
+    },
+    jwksTimeoutMs: {
+      doc: 'Timeout of one JWKS fetch.',
+      format: 'duration-ms',
+      default: 3_000,
+      env: 'AUTH_JWKS_TIMEOUT_MS',
+    },
+    jwksRefreshMs: {
+      doc: 'How often the JWKS is fetched again in the background (0: only on an unknown key). A failed refresh keeps the keys already loaded.',
+      format: 'duration-ms',
+      default: 300_000,
+      env: 'AUTH_JWKS_REFRESH_MS',
+    },
+    jwksCooldownMs: {
+      doc: 'Least time between two fetches caused by tokens naming an unknown key (a flood of made-up key ids costs one fetch per period).',
+      format: 'duration-ms',
+      default: 30_000,
+      env: 'AUTH_JWKS_COOLDOWN_MS',
     },
   },
   inspect: {

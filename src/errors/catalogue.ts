@@ -79,6 +79,18 @@ export const ERROR_CATALOGUE = {
     retryable: false,
   },
   // Limits and the service's own state.
+  UNAUTHENTICATED: {
+    status: 401,
+    title: 'Authentication required',
+    category: 'expected',
+    retryable: false,
+  },
+  INSUFFICIENT_SCOPE: {
+    status: 403,
+    title: 'The token does not grant this operation',
+    category: 'expected',
+    retryable: false,
+  },
   RATE_LIMITED: {
     status: 429,
     title: 'Too many requests from this client',

@@ -2,7 +2,8 @@
 // each step cheaper than the next and able to answer before it:
 //   request id -> probes (untraced, unlogged: load balancers call them every few seconds)
 //   -> observe (server span, access log, duration) -> drain gate (fast 503, Connection: close,
-//   in-flight tracking) -> protocol checks (Host, Expect) -> rate limit -> JSON body (media
+//   in-flight tracking) -> protocol checks (Host, Expect) -> authentication (bearer JWT on
+//   /v1/..., 401/403) -> rate limit (per tenant once authenticated) -> JSON body (media
 //   type, size, body timeout, UTF-8, syntax, duplicates) -> load shedding (a handler slot, taken
 //   only once the body is in) -> request deadline -> OPTIONS -> routes -> 405 / 404 -> errors.
 import express, {
@@ -18,6 +19,7 @@ import type { LifecycleView } from './lifecycle-view';
 import type { RequestTracker } from './request-tracker';
 import type { Logger } from '../telemetry/logger';
 import type { Telemetry } from '../telemetry/telemetry';
+import { authenticate, type TokenVerifier } from './edge/auth.middleware';
 import { compose } from './edge/compose';
 import { requestDeadline } from './edge/deadline.middleware';
 import { jsonBody } from './edge/json-body.middleware';
@@ -42,6 +44,8 @@ export interface AppDeps {
   readonly routers?: readonly Router[];
   /** Where rate limit counts live; this process's memory when not given (no REDIS_URL). */
   readonly rateLimitStore?: Store;
+  /** Bearer tokens on /v1/... (AUTH_MODE=jwt); none: every call is the anonymous caller. */
+  readonly verifier?: TokenVerifier;
 }
 
 export function createApp(deps: AppDeps): Express {
@@ -66,6 +70,7 @@ export function createApp(deps: AppDeps): Express {
       observe(telemetry, logger, tracker),
       drainGate(lifecycle, tracker, config.http.handlerTimeoutMs, reply),
       protocolChecks(reply),
+      authenticate(deps.verifier, telemetry.metrics, reply),
       rateLimitMiddleware(config.limits, config.http.trustProxyHops, reply, deps.rateLimitStore),
       jsonBody(
         { limitBytes: config.http.bodyLimitBytes, timeoutMs: config.http.bodyTimeoutMs },

@@ -26,6 +26,8 @@ import {
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { ERROR_CATALOGUE, type ErrorCode } from '../errors/catalogue';
 import type { RequestTracker } from './request-tracker';
+import { authenticatedCaller } from './caller';
+import { authFailureOf, subjectHash } from './edge/auth.middleware';
 import { routeOf } from './route-of';
 import type { Logger } from '../telemetry/logger';
 import type { Telemetry } from '../telemetry/telemetry';
@@ -134,6 +136,13 @@ export function observe(
       bytes: Number(res.getHeader('content-length') ?? 0),
     };
     if (aborted) line.aborted = true;
+    const caller = authenticatedCaller(res);
+    if (caller !== undefined) {
+      line.tenant = caller.tenant;
+      line.subject_hash = subjectHash(caller.subject);
+    }
+    const authFailure = authFailureOf(res);
+    if (authFailure !== undefined) line.auth_failure = authFailure;
     if (locals.errorCode !== undefined) {
       line.error_code = locals.errorCode;
       line.error_category = ERROR_CATALOGUE[locals.errorCode].category;

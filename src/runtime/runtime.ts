@@ -17,6 +17,7 @@ import { RequestTracker } from '../http/request-tracker';
 import type { Logger } from '../telemetry/logger';
 import { outsideRequest } from '../telemetry/request-scope';
 import { createTelemetry, type Telemetry } from '../telemetry/telemetry';
+import { createRuntimeAuth } from './auth';
 import { createHardStop } from './hard-stop';
 import { type Inspector, startInspector } from './inspector';
 import { createLifecycleHistory } from './lifecycle-history';
@@ -89,6 +90,7 @@ export async function startRuntime(
     [...(options.workers ?? []), ...modules.flatMap((m) => m.workers ?? [])],
     logger,
   );
+  const auth = createRuntimeAuth(config.auth, logger);
   // With REDIS_URL the rate limit counts are shared by the replicas (closed after the drain).
   const rateLimitStore =
     config.limits.redisUrl === '' || config.limits.rateLimitMax === 0
@@ -106,6 +108,7 @@ export async function startRuntime(
       ...(rateLimitStore === undefined
         ? []
         : [{ name: 'rate-limit-store', close: () => rateLimitStore.close() }]),
+      ...(auth === undefined ? [] : [auth.resource]),
       ...(options.resources ?? []),
     ],
     { logger, stepBudgetMs: config.shutdown.closeTimeoutMs },
@@ -132,6 +135,7 @@ export async function startRuntime(
     telemetry,
     routers: [...modules.flatMap((m) => m.routers ?? []), ...(options.routers ?? [])],
     ...(rateLimitStore === undefined ? {} : { rateLimitStore }),
+    ...(auth === undefined ? {} : { verifier: auth.verifier }),
   });
   const ops = createOpsApp({
     lifecycle,
@@ -193,6 +197,9 @@ export async function startRuntime(
             mainServer,
             opsServer,
             checks: [
+              // The first key set, before anything that takes longer: no token is refused for
+              // want of keys once the service is ready.
+              ...(auth === undefined ? [] : [auth.startupCheck]),
               ...startupChecksOf(modules, options),
               // Give Redis a moment so the first requests are counted in it; never fails startup
               // (without Redis each replica counts alone, see redis-rate-limit.store.ts).

@@ -33,6 +33,8 @@ export interface ServiceMetrics {
   countRateLimitFallback(): void;
   /** Whether the shared rate limit store answers (read at each scrape). */
   observeRateLimitStore(up: () => boolean): void;
+  /** A call refused by authentication, by reason (a closed set: src/auth/verifier.ts). */
+  countAuthFailure(reason: string): void;
   /** What the breaker and backlog gauges read now (for /lifecycle and its live page). */
   readings(): MetricReadings;
 }
@@ -74,6 +76,11 @@ export function createServiceMetrics(meter: Meter, eventLoop: EventLoopMonitor):
   const rateLimitStoreGauge = meter.createObservableGauge('ops.rate_limit.store.up', {
     description: 'Whether the shared rate limit store (Redis) answers (1) or not (0).',
   });
+  const authFailures = meter.createCounter('ops.auth.failures', {
+    description:
+      'Calls to /v1 refused by authentication, per reason (missing, expired, bad_signature, ..., insufficient_scope).',
+  });
+  const authAttributes = new Map<string, Attributes>();
   const inFlightGauge = meter.createObservableUpDownCounter('http.server.active_requests', {
     description: 'Requests in flight on the main listener.',
   });
@@ -166,6 +173,14 @@ export function createServiceMetrics(meter: Meter, eventLoop: EventLoopMonitor):
     observeOutboxBacklog(read) {
       readBacklog = read;
       backlogGauge.addCallback((result) => result.observe(read()));
+    },
+    countAuthFailure(reason) {
+      let attributes = authAttributes.get(reason);
+      if (attributes === undefined) {
+        attributes = { reason };
+        authAttributes.set(reason, attributes);
+      }
+      authFailures.add(1, attributes);
     },
     countRateLimitFallback() {
       rateLimitFallbacks.add(1);

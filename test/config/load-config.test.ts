@@ -39,6 +39,12 @@ describe('precedence: defaults < config/default.json < config/<APP_ENV>.json < C
     dir.write('staging.json', {
       http: { port: 1002 },
       telemetry: { endpoint: 'http://collector:4317' },
+      auth: {
+        mode: 'jwt',
+        jwksUrl: 'https://idp.example.com/jwks.json',
+        issuer: 'https://idp.example.com/',
+        audience: 'ops-service',
+      },
     });
   });
 
@@ -214,10 +220,59 @@ describe('invalid configuration: one clear line per problem', () => {
     );
   });
 
+  const JWT = {
+    AUTH_MODE: 'jwt',
+    AUTH_JWKS_URL: 'https://idp.example.com/jwks.json',
+    AUTH_ISSUER: 'https://idp.example.com/',
+    AUTH_AUDIENCE: 'ops-service',
+  };
+
   it('when staging has no OTLP endpoint, then that is invalid', () => {
-    expect(problemLines({ APP_ENV: 'staging' })).toEqual([
+    expect(problemLines({ APP_ENV: 'staging', ...JWT })).toEqual([
       'env + telemetry.endpoint (from env APP_ENV for env, default for telemetry.endpoint): an OTLP endpoint (OTEL_EXPORTER_OTLP_ENDPOINT) is required in staging',
     ]);
+  });
+
+  it.each(['staging', 'production'])(
+    'when %s runs with authentication off, then that is invalid (every caller would be anonymous)',
+    (env) => {
+      expect(
+        problemLines({ APP_ENV: env, OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4317' }),
+      ).toEqual([
+        `env + auth.mode (from env APP_ENV for env, default for auth.mode): AUTH_MODE=off is only allowed with APP_ENV development or test; ${env} needs AUTH_MODE=jwt with AUTH_JWKS_URL or AUTH_JWKS_FILE, AUTH_ISSUER and AUTH_AUDIENCE`,
+      ]);
+    },
+  );
+
+  it('when AUTH_MODE=jwt has no key source, no issuer and no audience, then each is named', () => {
+    expect(problemLines({ AUTH_MODE: 'jwt' })).toEqual([
+      'auth.jwksUrl + auth.jwksFile (from default for auth.jwksUrl, default for auth.jwksFile): AUTH_MODE=jwt needs exactly one key source: AUTH_JWKS_URL or AUTH_JWKS_FILE',
+      'auth.issuer (from default for auth.issuer): AUTH_MODE=jwt needs AUTH_ISSUER',
+      'auth.audience (from default for auth.audience): AUTH_MODE=jwt needs AUTH_AUDIENCE',
+    ]);
+  });
+
+  it('when AUTH_MODE=jwt names both a JWKS URL and a file, then that is invalid', () => {
+    expect(problemLines({ ...JWT, AUTH_JWKS_FILE: '/etc/jwks.json' })).toEqual([
+      'auth.jwksUrl + auth.jwksFile (from env AUTH_JWKS_URL for auth.jwksUrl, env AUTH_JWKS_FILE for auth.jwksFile): AUTH_MODE=jwt needs exactly one key source: AUTH_JWKS_URL or AUTH_JWKS_FILE',
+    ]);
+  });
+
+  it('when AUTH_ALGORITHMS names HS256 or none, then that is invalid (asymmetric signatures only)', () => {
+    for (const algorithms of ['RS256,HS256', 'none']) {
+      expect(problemLines({ ...JWT, AUTH_ALGORITHMS: algorithms })[0]).toMatch(
+        /^auth\.algorithms = .* \(from env AUTH_ALGORITHMS\): expected a comma-separated list of RS256, .*\(asymmetric signatures only\)$/,
+      );
+    }
+  });
+
+  it('when production has authentication and an OTLP endpoint, then it is valid', () => {
+    const { config } = loaded({
+      APP_ENV: 'production',
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4317',
+      ...JWT,
+    });
+    expect(config.auth).toMatchObject({ mode: 'jwt', tenantClaim: 'tenant_id' });
   });
 
   it.each([

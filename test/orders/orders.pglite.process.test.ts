@@ -38,7 +38,7 @@ it('when no DATABASE_URL is set, then the API runs on PGlite: create, replay, re
       target: dataDir,
     });
     expect(service.lines.find((l) => l.event === 'db.migrations_applied')).toMatchObject({
-      count: 6,
+      count: 7,
     });
     // No NATS_URL (the default): events stay in the outbox, and the log says so once.
     expect(service.lines.filter((l) => l.event === 'outbox.relay_disabled')).toEqual([

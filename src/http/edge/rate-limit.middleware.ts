@@ -20,6 +20,7 @@ import {
   type Store,
 } from 'express-rate-limit';
 import type { AppConfig } from '../../config/schema';
+import { authenticatedCaller } from '../caller';
 import type { Reply } from '../problem-reply';
 
 /** The library's default for IPv6 clients: one key per /56 (one customer's whole network). */
@@ -103,8 +104,21 @@ export class SyncMemoryStore implements Store {
 // One key per connection when the key is the TCP peer: keep-alive requests reuse it.
 const socketKeys = new WeakMap<Socket, string>();
 
-/** The client's key: its address, IPv6 addresses by /56 (as the library's default key). */
-export function clientKeyGenerator(trustProxyHops: number): (req: Request) => string {
+/**
+ * The caller's key: its tenant once a token said who it is (issue #15: the limit is per tenant,
+ * not per address), otherwise its address, IPv6 addresses by /56 (as the library's default key).
+ */
+export function clientKeyGenerator(
+  trustProxyHops: number,
+): (req: Request, res: Response) => string {
+  const byAddress = addressKeyGenerator(trustProxyHops);
+  return (req, res) => {
+    const caller = authenticatedCaller(res);
+    return caller === undefined ? byAddress(req) : `tenant:${caller.tenant}`;
+  };
+}
+
+function addressKeyGenerator(trustProxyHops: number): (req: Request) => string {
   if (trustProxyHops > 0) return (req) => ipKeyGenerator(req.ip ?? '', IPV6_SUBNET);
   return (req) => {
     const socket = req.socket;

@@ -1,5 +1,7 @@
-// Idempotency-Keys (table idempotency_keys, migrations/003 and 004). The protocol is one
-// transaction per request, with the key as its first statement:
+// Idempotency-Keys (table idempotency_keys, migrations/003, 004 and 007). A key is scoped to its
+// tenant (issue #15): the primary key is (tenant_id, key), every statement here names both, and
+// two tenants sending the same key each get their own order and response, never the other's.
+// The protocol is one transaction per request, with the key as its first statement:
 //
 //   BEGIN
 //   INSERT key ... ON CONFLICT DO NOTHING   the key, complete with the response to replay
@@ -7,8 +9,8 @@
 //   COMMIT
 //
 // (On PostgreSQL everything before COMMIT goes out in one write: db/pg.adapter.ts, pipelining.)
-// The unique index on `key` does the rest. While the first request's transaction is open, its
-// key row is uncommitted: a second request with the same key waits on it (lock_timeout,
+// The unique index on (tenant_id, key) does the rest. While the first request's transaction is
+// open, its key row is uncommitted: a second request of that tenant with the same key waits on it (lock_timeout,
 // DATABASE_LOCK_TIMEOUT_MS) and then either finds it committed (replay, or 422 for another body)
 // or gives up (409 IDEMPOTENCY_KEY_IN_PROGRESS). A request cut off by a crash, its deadline or a
 // drain rolls back its key with its order: the key is free at once, nothing half-done remains,
@@ -25,6 +27,8 @@ export interface StoredResponse {
 }
 
 export interface IdempotencyRecord {
+  /** The tenant the key belongs to: the same key in another tenant is another record. */
+  readonly tenant: string;
   readonly key: string;
   /** SHA-256 of the canonical request body (domain/fingerprint.ts). */
   readonly fingerprint: string;
@@ -44,27 +48,31 @@ const INSERT_KEY = sql(
   'INSERT',
   'idempotency_keys',
   `INSERT INTO idempotency_keys
-     (key, fingerprint, order_id, response_status, response_headers, response_body, expires_at)
-   VALUES ($1, $2, $3, $4, $5::jsonb, $6, now() + $7::double precision * interval '1 millisecond')
-   ON CONFLICT (key) DO NOTHING`,
+     (tenant_id, key, fingerprint, order_id, response_status, response_headers, response_body,
+      expires_at)
+   VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7,
+           now() + $8::double precision * interval '1 millisecond')
+   ON CONFLICT (tenant_id, key) DO NOTHING`,
 );
 
 const READ = sql(
   'SELECT',
   'idempotency_keys',
-  `SELECT key, fingerprint, order_id, response_status, response_headers, response_body
+  `SELECT tenant_id, key, fingerprint, order_id, response_status, response_headers,
+          response_body
      FROM idempotency_keys
-    WHERE key = $1`,
+    WHERE tenant_id = $1 AND key = $2`,
 );
 
 // Past their retention, in batches; never a row another transaction holds (SKIP LOCKED: the
-// purge waits for nobody).
+// purge waits for nobody). Rows are named by their whole primary key: the same key of another
+// tenant, still within its retention, stays.
 const PURGE = sql(
   'DELETE',
   'idempotency_keys',
   `DELETE FROM idempotency_keys
-    WHERE key IN (
-      SELECT key FROM idempotency_keys
+    WHERE (tenant_id, key) IN (
+      SELECT tenant_id, key FROM idempotency_keys
        WHERE expires_at <= now()
        ORDER BY expires_at
        LIMIT $1
@@ -72,6 +80,7 @@ const PURGE = sql(
 );
 
 type KeyRow = {
+  tenant_id: string;
   key: string;
   fingerprint: string;
   order_id: string;
@@ -82,11 +91,13 @@ type KeyRow = {
 
 /**
  * In the creating transaction, first: true when the key is now this transaction's; false when a
- * committed request already has it (read it with `readKey` after rolling back). Waits for a
- * request still running with the key; past lock_timeout it fails with `LOCK_NOT_AVAILABLE`.
+ * committed request of the same tenant already has it (read it with `readKey` after rolling
+ * back). Waits for a request of the same tenant still running with the key; past lock_timeout it
+ * fails with `LOCK_NOT_AVAILABLE`. Another tenant's use of the key neither blocks nor counts.
  */
 export async function insertKey(session: Session, key: NewKey): Promise<boolean> {
   const { rowCount } = await session.run(INSERT_KEY, [
+    key.tenant,
     key.key,
     key.fingerprint,
     key.orderId,
@@ -98,14 +109,17 @@ export async function insertKey(session: Session, key: NewKey): Promise<boolean>
   return rowCount === 1;
 }
 
+/** The tenant's record of `key`; undefined when this tenant has none (whatever others have). */
 export async function readKey(
   session: Session,
+  tenant: string,
   key: string,
 ): Promise<IdempotencyRecord | undefined> {
-  const { rows } = await session.run<KeyRow>(READ, [key]);
+  const { rows } = await session.run<KeyRow>(READ, [tenant, key]);
   const row = rows[0];
   if (row === undefined) return undefined;
   return {
+    tenant: row.tenant_id,
     key: row.key,
     fingerprint: row.fingerprint,
     orderId: row.order_id,

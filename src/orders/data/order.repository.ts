@@ -1,6 +1,7 @@
-// Orders and their items (migrations/001). Inserts run inside the creating transaction (see
-// use-cases/create-order.use-case.ts); items are sent as one JSON parameter and expanded in SQL,
-// so an order of 100 items is still one statement.
+// Orders and their items (migrations/001, tenants 007). Inserts run inside the creating
+// transaction (see use-cases/create-order.use-case.ts); items are sent as one JSON parameter and
+// expanded in SQL, so an order of 100 items is still one statement. Every order belongs to a
+// tenant, and an order is read only by its tenant: to anyone else it does not exist.
 import type { Session } from '../db/database';
 import { sql } from '../db/database';
 import type { Order, OrderInput, OrderItem, OrderStatus } from '../domain/order';
@@ -8,8 +9,9 @@ import type { Order, OrderInput, OrderItem, OrderStatus } from '../domain/order'
 const INSERT_ORDER = sql(
   'INSERT',
   'orders',
-  `INSERT INTO orders (id, customer_id, currency, total_cents, status, idempotency_key, created_at)
-   VALUES ($1, $2, $3, $4, 'pending', $5, $6)`,
+  `INSERT INTO orders
+     (id, tenant_id, customer_id, currency, total_cents, status, idempotency_key, created_at)
+   VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7)`,
 );
 
 const INSERT_ITEMS = sql(
@@ -30,11 +32,13 @@ const SELECT_ORDER = sql(
                              'unit_price_cents', i.unit_price_cents) ORDER BY i.line_no)
                       FROM order_items i WHERE i.order_id = o.id), '[]'::jsonb) AS items
      FROM orders o
-    WHERE o.id = $1`,
+    WHERE o.id = $1 AND o.tenant_id = $2`,
 );
 
 export interface NewOrder {
   readonly id: string;
+  /** The tenant it belongs to (the caller's); only that tenant reads it. */
+  readonly tenant: string;
   readonly input: OrderInput;
   readonly totalCents: number;
   readonly idempotencyKey: string;
@@ -66,6 +70,7 @@ export async function insertOrder(session: Session, order: NewOrder): Promise<Or
   const [inserted, items] = await Promise.allSettled([
     session.run(INSERT_ORDER, [
       order.id,
+      order.tenant,
       order.input.customer_id,
       order.input.currency,
       order.totalCents,
@@ -91,8 +96,16 @@ type OrderRow = {
   items: OrderItem[];
 };
 
-export async function findOrder(session: Session, id: string): Promise<Order | undefined> {
-  const { rows } = await session.run<OrderRow>(SELECT_ORDER, [id]);
+/**
+ * The tenant's order with this id; undefined when there is none or it is another tenant's. Both
+ * are the same statement, on the primary key, with the same zero rows: nothing tells them apart.
+ */
+export async function findOrder(
+  session: Session,
+  tenant: string,
+  id: string,
+): Promise<Order | undefined> {
+  const { rows } = await session.run<OrderRow>(SELECT_ORDER, [id, tenant]);
   const row = rows[0];
   if (row === undefined) return undefined;
   return {

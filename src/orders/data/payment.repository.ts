@@ -1,6 +1,10 @@
 // Captured payments (migrations/005) and the order becoming paid, in one transaction: a
 // redelivered message finds its payment_id already applied and changes nothing, and the order
 // moves from pending to paid only once.
+//
+// Not scoped to a tenant (issue #15): `payments.captured` names the order by its id only and
+// comes from the trusted broker, not from a caller, so a payment applies to that order whatever
+// its tenant. Order ids are random UUIDs, unique across tenants.
 import type { Session } from '../db/database';
 import { sql } from '../db/database';
 

@@ -1,8 +1,10 @@
 // The orders API (contract section 6): parse and validate at the edge, then hand over to the use
 // cases. Errors are thrown as catalogue AppErrors; the app's error mapper answers them with
-// problem+json.
+// problem+json. The tenant is the caller's, as the authentication step set it (http/caller.ts;
+// the default tenant when none was set): scopes are checked there, not here.
 import { type Request, type Response, Router } from 'express';
 import { ValidationError } from '../../errors/catalogue';
+import { callerOf } from '../../http/caller';
 import { requestSignal } from '../../http/request-context.middleware';
 import { validateOrderInput } from '../domain/order-input.validation';
 import type { StoredResponse } from '../data/idempotency.repository';
@@ -55,6 +57,7 @@ export function ordersRouter(deps: OrdersRoutesDeps): Router {
     const input = validateOrderInput(req.body, key.ok ? [] : [key.error]);
     if (!key.ok) throw new ValidationError([key.error]);
     const result = await deps.createOrder({
+      tenant: callerOf(res).tenant,
       idempotencyKey: key.key,
       input,
       signal: requestSignal(res),
@@ -63,7 +66,7 @@ export function ordersRouter(deps: OrdersRoutesDeps): Router {
   });
 
   router.get('/v1/orders/:id', async (req: Request<{ id: string }>, res: Response) => {
-    const order = await deps.getOrder(req.params.id, requestSignal(res));
+    const order = await deps.getOrder(callerOf(res).tenant, req.params.id, requestSignal(res));
     if (res.headersSent) return;
     res.setHeader('Cache-Control', 'no-store');
     res.status(200).json(order);

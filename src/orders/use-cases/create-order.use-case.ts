@@ -1,7 +1,9 @@
 // POST /v1/orders behind an Idempotency-Key (contract section 6; IETF draft "The Idempotency-Key
 // HTTP Header Field"): the key (with the response to replay), the order, its items and its outbox
 // event commit in one transaction, key first. See data/idempotency.repository.ts for why a key can
-// never yield two orders nor stay held, and runbook/orders.md for what on-call sees.
+// never yield two orders nor stay held, and runbook/orders.md for what on-call sees. Keys and
+// orders belong to the caller's tenant (issue #15): the same key sent by two tenants is two keys,
+// two orders, two stored responses; a replay only ever returns the tenant's own.
 import { randomUUID } from 'node:crypto';
 import { AppError } from '../../errors/catalogue';
 import { currentScope } from '../../telemetry/request-scope';
@@ -19,6 +21,7 @@ import { insertOrder, orderOf } from '../data/order.repository';
 import { insertEvent } from '../data/outbox.repository';
 import { orderFingerprint } from '../domain/fingerprint';
 import { type Order, type OrderInput, orderJson, orderLocation, totalCents } from '../domain/order';
+import { assertTenantId } from '../domain/tenant';
 
 export interface CreateOrderDeps {
   readonly database: Database;
@@ -29,6 +32,8 @@ export interface CreateOrderDeps {
 }
 
 export interface CreateOrderCommand {
+  /** The caller's tenant (`callerOf(res).tenant`): owns the order and the key. */
+  readonly tenant: string;
   readonly idempotencyKey: string;
   readonly input: OrderInput;
   readonly signal?: AbortSignal | undefined;
@@ -92,6 +97,8 @@ export function createOrderUseCase(deps: CreateOrderDeps): CreateOrder {
   }
 
   return async function createOrder(command) {
+    const { tenant } = command;
+    assertTenantId(tenant);
     const key = command.idempotencyKey;
     const fingerprint = orderFingerprint(command.input);
     const total = totalCents(command.input.items);
@@ -99,6 +106,7 @@ export function createOrderUseCase(deps: CreateOrderDeps): CreateOrder {
       throw new Error('validation let through an order total above the safe range');
     const newOrder = {
       id: randomUUID(),
+      tenant,
       input: command.input,
       totalCents: total,
       idempotencyKey: key,
@@ -118,6 +126,7 @@ export function createOrderUseCase(deps: CreateOrderDeps): CreateOrder {
           // transaction then rolls back, so they never commit without their key.
           const [keyed, ordered, announced] = await Promise.allSettled([
             insertKey(session, {
+              tenant,
               key,
               fingerprint,
               orderId: order.id,
@@ -131,9 +140,12 @@ export function createOrderUseCase(deps: CreateOrderDeps): CreateOrder {
               aggregateId: order.id,
               eventType: ORDER_CREATED.eventType,
               subject: ORDER_CREATED.subject,
+              // tenant_id beside the order, not in it: `order` stays the API's order, member
+              // for member; consumers that know no tenants ignore the new member.
               payload: {
                 event_type: ORDER_CREATED.eventType,
                 occurred_at: order.created_at,
+                tenant_id: tenant,
                 order: orderJson(order),
               },
               traceParent: traceparentOf(currentScope()?.context),
@@ -158,7 +170,7 @@ export function createOrderUseCase(deps: CreateOrderDeps): CreateOrder {
       });
 
     if (!created) {
-      const record = await database.run((session) => readKey(session, key), {
+      const record = await database.run((session) => readKey(session, tenant, key), {
         signal: command.signal,
         retry: true,
       });

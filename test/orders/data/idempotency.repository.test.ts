@@ -4,6 +4,8 @@
 // lock_timeout, rollback on a cut connection or an abandoned transaction. PGlite runs one
 // connection, one transaction at a time, so a transaction held open beside another cannot exist
 // there (its concurrent requests are serialised: the race below still gives one order).
+// Tenants (issue #15, migrations/007): keys and orders are per tenant, on both databases, and on
+// PostgreSQL a key held by one tenant's running transaction never makes another tenant wait.
 import { setTimeout as delay } from 'node:timers/promises';
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
@@ -17,6 +19,8 @@ import {
 } from '../../../src/orders/data/idempotency.repository';
 import type { Database, Session } from '../../../src/orders/db/database';
 import { findOrder, insertOrder } from '../../../src/orders/data/order.repository';
+import { applyPayment } from '../../../src/orders/data/payment.repository';
+import { DEFAULT_TENANT } from '../../../src/http/caller';
 import { countBacklog, insertEvent } from '../../../src/orders/data/outbox.repository';
 import { migrate, readMigrations } from '../../../src/orders/db/migrations.runner';
 import { migrationsDir } from '../../../src/orders/orders.module';
@@ -55,13 +59,20 @@ function run<T>(work: (session: Session) => Promise<T>): Promise<T> {
  */
 function createWithKey(
   key: string,
-  options: { retentionMs?: number; fingerprint?: string; database?: Database } = {},
+  options: {
+    retentionMs?: number;
+    fingerprint?: string;
+    database?: Database;
+    tenant?: string;
+  } = {},
 ): Promise<string | undefined> {
   const id = randomUUID();
+  const tenant = options.tenant ?? DEFAULT_TENANT;
   return (options.database ?? stack.database).transaction(
     'test create',
     async (session) => {
       const ours = await insertKey(session, {
+        tenant,
         key,
         fingerprint: options.fingerprint ?? FINGERPRINT,
         orderId: id,
@@ -75,6 +86,7 @@ function createWithKey(
       if (!ours) return undefined;
       await insertOrder(session, {
         id,
+        tenant,
         input: INPUT,
         totalCents: 4498,
         idempotencyKey: key,
@@ -86,8 +98,14 @@ function createWithKey(
   );
 }
 
-async function ordersWithKey(key: string): Promise<number> {
-  const rows = await sql.query('SELECT id FROM orders WHERE idempotency_key = $1', [key]);
+async function ordersWithKey(key: string, tenant?: string): Promise<number> {
+  const rows =
+    tenant === undefined
+      ? await sql.query('SELECT id FROM orders WHERE idempotency_key = $1', [key])
+      : await sql.query('SELECT id FROM orders WHERE idempotency_key = $1 AND tenant_id = $2', [
+          key,
+          tenant,
+        ]);
   return rows.length;
 }
 
@@ -109,7 +127,8 @@ describe.each(backends)('on $name', (backend) => {
       const key = `new-${randomUUID()}`;
       const orderId = await createWithKey(key);
       expect(orderId).toBeDefined();
-      expect(await run((s) => readKey(s, key))).toEqual({
+      expect(await run((s) => readKey(s, DEFAULT_TENANT, key))).toEqual({
+        tenant: DEFAULT_TENANT,
         key,
         fingerprint: FINGERPRINT,
         orderId,
@@ -126,7 +145,7 @@ describe.each(backends)('on $name', (backend) => {
       const key = `done-${randomUUID()}`;
       const first = await createWithKey(key);
       expect(await createWithKey(key, { fingerprint: 'e'.repeat(64) })).toBeUndefined();
-      expect(await run((s) => readKey(s, key))).toMatchObject({
+      expect(await run((s) => readKey(s, DEFAULT_TENANT, key))).toMatchObject({
         orderId: first,
         fingerprint: FINGERPRINT,
       });
@@ -173,6 +192,7 @@ describe.each(backends)('on $name', (backend) => {
         (s) =>
           insertOrder(s, {
             id,
+            tenant: DEFAULT_TENANT,
             input,
             totalCents: 4498 + 2 ** 40,
             idempotencyKey: 'k',
@@ -180,7 +200,7 @@ describe.each(backends)('on $name', (backend) => {
           }),
         { retry: false },
       );
-      const read = await run((s) => findOrder(s, id));
+      const read = await run((s) => findOrder(s, DEFAULT_TENANT, id));
       expect(read).toEqual(written);
       expect(read).toMatchObject({
         status: 'pending',
@@ -188,7 +208,7 @@ describe.each(backends)('on $name', (backend) => {
         items: input.items,
       });
       expect(typeof read?.total_cents).toBe('number');
-      expect(await run((s) => findOrder(s, randomUUID()))).toBeUndefined();
+      expect(await run((s) => findOrder(s, DEFAULT_TENANT, randomUUID()))).toBeUndefined();
     });
 
     it('when events are written, then the backlog counts the unpublished ones', async () => {
@@ -216,6 +236,7 @@ describe.each(backends)('on $name', (backend) => {
           async (s) => {
             await insertOrder(s, {
               id,
+              tenant: DEFAULT_TENANT,
               input: INPUT,
               totalCents: 4498,
               idempotencyKey: 'rollback',
@@ -228,8 +249,81 @@ describe.each(backends)('on $name', (backend) => {
         // A statement's own error (division by zero, SQLSTATE 22012) is the call's, passed on
         // as it is: not a database failure.
       ).rejects.toMatchObject({ code: '22012' });
-      expect(await run((s) => findOrder(s, id))).toBeUndefined();
+      expect(await run((s) => findOrder(s, DEFAULT_TENANT, id))).toBeUndefined();
     });
+  });
+
+  describe('tenants (issue #15)', () => {
+    it('when two tenants use the same key, then each gets its own order and reads back only its own record', async () => {
+      const key = `shared-${randomUUID()}`;
+      const first = await createWithKey(key, { tenant: 'tenant-a' });
+      const second = await createWithKey(key, { tenant: 'tenant-b', fingerprint: 'e'.repeat(64) });
+      expect(first).toBeDefined();
+      expect(second).toBeDefined();
+      expect(second).not.toBe(first);
+      expect(await run((s) => readKey(s, 'tenant-a', key))).toMatchObject({
+        tenant: 'tenant-a',
+        orderId: first,
+        fingerprint: FINGERPRINT,
+        response: { body: `{"id":"${first as string}"}` },
+      });
+      expect(await run((s) => readKey(s, 'tenant-b', key))).toMatchObject({
+        tenant: 'tenant-b',
+        orderId: second,
+        fingerprint: 'e'.repeat(64),
+        response: { body: `{"id":"${second as string}"}` },
+      });
+      expect(await run((s) => readKey(s, DEFAULT_TENANT, key))).toBeUndefined();
+      // Within a tenant the key is still taken.
+      expect(await createWithKey(key, { tenant: 'tenant-a' })).toBeUndefined();
+      expect(await ordersWithKey(key, 'tenant-a')).toBe(1);
+      expect(await ordersWithKey(key, 'tenant-b')).toBe(1);
+    });
+
+    it('when another tenant reads an order by its id, then it is not found, exactly like an id nobody has', async () => {
+      const id = await createWithKey(`owned-${randomUUID()}`, { tenant: 'tenant-a' });
+      expect(await run((s) => findOrder(s, 'tenant-a', id as string))).toMatchObject({ id });
+      expect(await run((s) => findOrder(s, 'tenant-b', id as string))).toBeUndefined();
+      expect(await run((s) => findOrder(s, DEFAULT_TENANT, id as string))).toBeUndefined();
+    });
+
+    it("when one tenant's key expires, then the purge deletes it and not another tenant's key of the same name", async () => {
+      const key = `purge-tenant-${randomUUID()}`;
+      await createWithKey(key, { tenant: 'tenant-a', retentionMs: 1 });
+      await createWithKey(key, { tenant: 'tenant-b' });
+      await delay(20);
+      for (let deleted = -1; deleted !== 0;) deleted = await run((s) => purgeExpiredKeys(s, 500));
+      expect(await run((s) => readKey(s, 'tenant-a', key))).toBeUndefined();
+      expect(await run((s) => readKey(s, 'tenant-b', key))).toBeDefined();
+    });
+
+    it("when a payment arrives for another tenant's order, then it applies (payments name the order only)", async () => {
+      const id = await createWithKey(`paid-${randomUUID()}`, { tenant: 'tenant-pay' });
+      const outcome = await stack.database.transaction(
+        'test payment',
+        (s) =>
+          applyPayment(s, {
+            orderId: id as string,
+            paymentId: `pay-${randomUUID()}`,
+            amountCents: 4498,
+            streamSequence: 1,
+          }),
+        { retry: false },
+      );
+      expect(outcome).toEqual({ kind: 'paid' });
+      expect(await run((s) => findOrder(s, 'tenant-pay', id as string))).toMatchObject({
+        status: 'paid',
+      });
+    });
+
+    it.each(['', 'has space', 'x'.repeat(65), 'tenant/a', 'ténant'])(
+      'when a tenant id is not 1-64 characters of [A-Za-z0-9._:-] (%j), then the database refuses the row',
+      async (tenant) => {
+        await expect(createWithKey(`bad-tenant-${randomUUID()}`, { tenant })).rejects.toMatchObject(
+          { code: '23514' },
+        );
+      },
+    );
   });
 
   describe('the purge worker', () => {
@@ -246,7 +340,7 @@ describe.each(backends)('on $name', (backend) => {
         onBacklog: (backlog) => backlogs.push(backlog),
       });
       await worker.runOnce();
-      expect(await run((s) => readKey(s, key))).toBeUndefined();
+      expect(await run((s) => readKey(s, DEFAULT_TENANT, key))).toBeUndefined();
       expect(backlogs).toEqual([await run(countBacklog)]);
       await worker.stop();
     });
@@ -302,7 +396,7 @@ describe('on postgres only', () => {
         await delay(100);
         await holder.client.query('COMMIT');
         expect(await second).toBeUndefined();
-        expect(await run((s) => readKey(s, key))).toMatchObject({
+        expect(await run((s) => readKey(s, DEFAULT_TENANT, key))).toMatchObject({
           response: { body: holder.body },
         });
       } finally {
@@ -366,6 +460,32 @@ describe('on postgres only', () => {
     });
   });
 
+  describe('another tenant holding the same key', () => {
+    it("when tenant A's running transaction holds a key, then tenant B takes the same key without waiting, and A's own retry waits", async () => {
+      const key = `tenant-held-${randomUUID()}`;
+      const holder = await holdKey(testDb.url, key, FINGERPRINT, {}, 'tenant-a');
+      // lock_timeout 100 ms: any wait for the holder's row fails with 55P03.
+      const impatient = databaseStack(testDb.url, 2, undefined, { lockTimeoutMs: 100 });
+      try {
+        expect(
+          await createWithKey(key, { tenant: 'tenant-b', database: impatient.database }),
+        ).toBeDefined();
+        await expect(
+          createWithKey(key, { tenant: 'tenant-a', database: impatient.database }),
+        ).rejects.toMatchObject({ code: LOCK_NOT_AVAILABLE });
+        await holder.client.query('COMMIT');
+        expect(await run((s) => readKey(s, 'tenant-a', key))).toMatchObject({
+          orderId: holder.orderId,
+        });
+        expect(await ordersWithKey(key, 'tenant-a')).toBe(1);
+        expect(await ordersWithKey(key, 'tenant-b')).toBe(1);
+      } finally {
+        await holder.client.end();
+        await impatient.close();
+      }
+    });
+  });
+
   describe('purging next to a transaction holding a key', () => {
     it('when an expired key is locked by another transaction, then the purge skips it instead of waiting', async () => {
       const key = `purge-locked-${randomUUID()}`;
@@ -378,7 +498,7 @@ describe('on postgres only', () => {
         await locker.query('SELECT key FROM idempotency_keys WHERE key = $1 FOR UPDATE', [key]);
         for (let deleted = -1; deleted !== 0;) deleted = await run((s) => purgeExpiredKeys(s, 500));
         await locker.query('COMMIT');
-        expect(await run((s) => readKey(s, key))).toBeDefined();
+        expect(await run((s) => readKey(s, DEFAULT_TENANT, key))).toBeDefined();
       } finally {
         await locker.end();
       }

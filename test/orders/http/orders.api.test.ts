@@ -2,10 +2,13 @@
 // machine, edge middleware, error mapper) with the orders module, in this process, once on a
 // fresh PostgreSQL database and once on the embedded PGlite. Each rule of the contract is
 // asserted here at least once on each; waiting for another request that holds a key is asserted
-// on PostgreSQL only, at the end.
+// on PostgreSQL only, at the end. Tenants (issue #15): a test-only middleware before the orders
+// routes sets the caller from an `X-Test-Tenant` header (support/test-caller.ts), as the
+// authentication step will from a token; without it a request is the default tenant's.
 import http from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { SpanKind } from '@opentelemetry/api';
+import { DEFAULT_TENANT } from '../../../src/http/caller';
 import { fingerprintOf } from '../../../src/orders/domain/fingerprint';
 import {
   type BackendService,
@@ -15,7 +18,8 @@ import {
 } from '../support/backends';
 import { holdKey } from '../support/hold-key';
 import { type InProcessService, startInProcess } from '../support/in-process-service';
-import { delay, getPath, orderBody, type Outcome, postOrder } from '../support/orders-client';
+import { delay, getPath, orderBody, type Outcome, postOrder, send } from '../support/orders-client';
+import { TEST_TENANT_HEADER, testCallerRouter } from '../support/test-caller';
 import { createTestDatabase, type TestDatabase } from '../support/test-database';
 
 jest.setTimeout(30_000);
@@ -27,6 +31,24 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const post = (key: string | undefined, body: unknown, agent?: http.Agent): Promise<Outcome> =>
   postOrder(service.port, key, body, agent);
 const problem = (outcome: Outcome) => ({ status: outcome.status, code: outcome.json?.code });
+/** POST and GET as a caller of `tenant` (the test middleware's header). */
+const postAs = (tenant: string, key: string, body: unknown): Promise<Outcome> =>
+  send(service.port, {
+    method: 'POST',
+    path: '/v1/orders',
+    key,
+    body,
+    headers: { [TEST_TENANT_HEADER]: tenant },
+  });
+const getAs = (tenant: string, path: string): Promise<Outcome> =>
+  send(service.port, { method: 'GET', path, headers: { [TEST_TENANT_HEADER]: tenant } });
+/** A problem body without what differs per request (its ids). */
+const problemBody = (outcome: Outcome): Record<string, unknown> =>
+  Object.fromEntries(
+    Object.entries(outcome.json ?? {}).filter(
+      ([name]) => !['request_id', 'trace_id'].includes(name),
+    ),
+  );
 
 async function ordersWithKey(key: string): Promise<number> {
   const rows = await database.query<{ count: string }>(
@@ -39,7 +61,7 @@ async function ordersWithKey(key: string): Promise<number> {
 describe.each(backends)('on $name', (backend) => {
   let running: BackendService | undefined;
   beforeAll(async () => {
-    running = await backend.startService({ RATE_LIMIT_MAX: '0' });
+    running = await backend.startService({ RATE_LIMIT_MAX: '0' }, { before: [testCallerRouter()] });
     ({ service, database } = running);
   }, OPEN_TIMEOUT_MS);
   afterAll(async () => {
@@ -102,7 +124,7 @@ describe.each(backends)('on $name', (backend) => {
         event_type: 'order.created',
         subject: 'orders.created',
         published_at: null,
-        payload: { event_type: 'order.created', order: res.json },
+        payload: { event_type: 'order.created', tenant_id: DEFAULT_TENANT, order: res.json },
       });
       // One transaction: the order, its event and its key were written by the same transaction id.
       const writers = await database.query<{ writer: string }>(
@@ -301,6 +323,81 @@ describe.each(backends)('on $name', (backend) => {
     });
   });
 
+  describe('tenants (issue #15)', () => {
+    it("when a tenant GETs another tenant's order, then 404 ORDER_NOT_FOUND, the same problem as an id nobody has", async () => {
+      const created = await postAs('tenant-a', `tenant-get-${randomUUID()}`, orderBody('a'));
+      expect(created.status).toBe(201);
+      const location = created.headers?.location as string;
+      const own = await getAs('tenant-a', location);
+      expect(own.status).toBe(200);
+      expect(own.text).toBe(created.text);
+
+      const unknown = await getAs('tenant-b', `/v1/orders/${randomUUID()}`);
+      for (const other of [
+        await getAs('tenant-b', location),
+        // No caller set: the default tenant, which does not own it either.
+        await getPath(service.port, location),
+      ]) {
+        expect(problem(other)).toEqual({ status: 404, code: 'ORDER_NOT_FOUND' });
+        expect(other.headers?.['content-type']).toMatch(/^application\/problem\+json/);
+        expect(problemBody(other)).toEqual(problemBody(unknown));
+        expect(other.text).not.toContain(created.json?.id as string);
+      }
+      // And the other way round: the default tenant's order is not tenant B's.
+      const mine = await post(`tenant-default-${randomUUID()}`, orderBody());
+      expect((await getPath(service.port, mine.headers?.location as string)).status).toBe(200);
+      expect(problem(await getAs('tenant-b', mine.headers?.location as string))).toEqual({
+        status: 404,
+        code: 'ORDER_NOT_FOUND',
+      });
+    });
+
+    it("when two tenants send the same Idempotency-Key, then each gets its own order, and each replay is that tenant's own response", async () => {
+      const key = `tenant-shared-${randomUUID()}`;
+      const a = await postAs('tenant-a', key, orderBody('customer-a', 1));
+      // Another body: from another tenant that is a new order, not a reused key (no 422).
+      const b = await postAs('tenant-b', key, orderBody('customer-b', 2));
+      for (const first of [a, b]) {
+        expect(first.status).toBe(201);
+        expect(first.headers?.['idempotent-replayed']).toBeUndefined();
+      }
+      expect(a.json?.id).not.toBe(b.json?.id);
+      expect(a.json?.customer_id).toBe('customer-a');
+      expect(b.json?.customer_id).toBe('customer-b');
+
+      const replayA = await postAs('tenant-a', key, orderBody('customer-a', 1));
+      const replayB = await postAs('tenant-b', key, orderBody('customer-b', 2));
+      expect(replayA.status).toBe(201);
+      expect(replayA.headers?.['idempotent-replayed']).toBe('true');
+      expect(replayA.text).toBe(a.text);
+      expect(replayA.headers?.location).toBe(a.headers?.location);
+      expect(replayB.status).toBe(201);
+      expect(replayB.headers?.['idempotent-replayed']).toBe('true');
+      expect(replayB.text).toBe(b.text);
+      expect(replayB.headers?.location).toBe(b.headers?.location);
+      // The default tenant has not used the key: a new order of its own.
+      const c = await post(key, orderBody('customer-a', 1));
+      expect(c.status).toBe(201);
+      expect(c.headers?.['idempotent-replayed']).toBeUndefined();
+      expect([a.json?.id, b.json?.id]).not.toContain(c.json?.id);
+
+      const rows = await database.query<{ tenant_id: string; id: string }>(
+        'SELECT tenant_id, id FROM orders WHERE idempotency_key = $1 ORDER BY tenant_id',
+        [key],
+      );
+      expect(rows).toEqual([
+        { tenant_id: DEFAULT_TENANT, id: c.json?.id },
+        { tenant_id: 'tenant-a', id: a.json?.id },
+        { tenant_id: 'tenant-b', id: b.json?.id },
+      ]);
+      const events = await database.query<{ payload: { tenant_id: string } }>(
+        'SELECT payload FROM outbox WHERE aggregate_id = $1',
+        [a.json?.id],
+      );
+      expect(events.map((event) => event.payload.tenant_id)).toEqual(['tenant-a']);
+    });
+  });
+
   describe('the outbox backlog gauge and the database breaker', () => {
     it('when /metrics is scraped, then the outbox backlog and the database breaker state are exported', async () => {
       const { opsServer } = service.runtime;
@@ -320,7 +417,10 @@ describe('on postgres only: another request holding the key', () => {
   let testDb: TestDatabase;
   beforeAll(async () => {
     testDb = await createTestDatabase();
-    service = await startInProcess({ DATABASE_URL: testDb.url, RATE_LIMIT_MAX: '0' });
+    service = await startInProcess(
+      { DATABASE_URL: testDb.url, RATE_LIMIT_MAX: '0' },
+      { before: [testCallerRouter()] },
+    );
     database = testDb;
   });
   afterAll(async () => {
@@ -361,6 +461,27 @@ describe('on postgres only: another request holding the key', () => {
       expect(res.headers?.['idempotent-replayed']).toBe('true');
       expect(res.json?.id).toBe(res.headers?.location?.split('/').pop());
     } finally {
+      await holder.client.end();
+    }
+    expect(await ordersWithKey(key)).toBe(1);
+  });
+
+  it("when tenant A's first request with a key is still running, then tenant B's request with that key does not wait for it: 201, its own order", async () => {
+    const key = `tenant-running-${randomUUID()}`;
+    const body = orderBody('customer-running');
+    const holder = await holdKey(testDb.url, key, fingerprintOf(body), {}, 'tenant-a');
+    try {
+      // A wait would end in 409 after DATABASE_LOCK_TIMEOUT_MS (see the first test above).
+      expect(problem(await postAs('tenant-a', key, body))).toEqual({
+        status: 409,
+        code: 'IDEMPOTENCY_KEY_IN_PROGRESS',
+      });
+      const other = await postAs('tenant-b', key, body);
+      expect(other.status).toBe(201);
+      expect(other.headers?.['idempotent-replayed']).toBeUndefined();
+      expect(other.json?.id).not.toBe(holder.orderId);
+    } finally {
+      await holder.client.query('ROLLBACK');
       await holder.client.end();
     }
     expect(await ordersWithKey(key)).toBe(1);

@@ -12,7 +12,7 @@ import * as pgliteAdapter from '../../../src/orders/db/pglite.adapter';
 import { freshPgliteData } from '../../helpers/pglite-template';
 import { tempDir } from '../../helpers/temp-dir';
 import { type DatabaseStack, databaseStack, databaseStackOn } from './database-stack';
-import { type InProcessService, startInProcess } from './in-process-service';
+import { type InProcessOptions, type InProcessService, startInProcess } from './in-process-service';
 import { createTestDatabase } from './test-database';
 
 export type BackendName = 'postgres' | 'pglite';
@@ -44,7 +44,7 @@ export interface Backend {
   /** A fresh, empty database of its own. */
   open(): Promise<BackendDatabase>;
   /** The service in this process (in-process-service.ts) on a fresh database of this backend. */
-  startService(env?: Record<string, string>): Promise<BackendService>;
+  startService(env?: Record<string, string>, options?: InProcessOptions): Promise<BackendService>;
 }
 
 /** For the hooks that open one: a cold PGlite takes seconds, more on a busy machine. */
@@ -79,10 +79,10 @@ const postgres: Backend = {
       close: once(() => database.drop()),
     };
   },
-  async startService(env = {}) {
+  async startService(env = {}, options = {}) {
     const database = await createTestDatabase();
     try {
-      const service = await startInProcess({ ...env, DATABASE_URL: database.url });
+      const service = await startInProcess({ ...env, DATABASE_URL: database.url }, options);
       return {
         service,
         database,
@@ -125,7 +125,7 @@ const pglite: Backend = {
       }),
     };
   },
-  async startService(env = {}) {
+  async startService(env = {}, options = {}) {
     const dir = tempDir('ops-pglite-');
     await freshPgliteData(`${dir.path}/pglite`, pgliteAdapter.createPgliteDb).catch(
       (error: unknown) => {
@@ -142,12 +142,15 @@ const pglite: Backend = {
     const calls = opening.mock.results.length;
     let service: InProcessService;
     try {
-      service = await startInProcess({
-        ...env,
-        DATABASE_URL: '',
-        PGLITE_DATA_DIR: `${dir.path}/pglite`,
-        STARTUP_TIMEOUT_MS: String(OPEN_TIMEOUT_MS - 5_000),
-      });
+      service = await startInProcess(
+        {
+          ...env,
+          DATABASE_URL: '',
+          PGLITE_DATA_DIR: `${dir.path}/pglite`,
+          STARTUP_TIMEOUT_MS: String(OPEN_TIMEOUT_MS - 5_000),
+        },
+        options,
+      );
     } catch (error) {
       dir.remove();
       throw explained(error);

@@ -1,8 +1,10 @@
 // Another process in the middle of its create-order transaction: the key row and its order are
 // written, nothing is committed. The test decides what happens next: COMMIT, ROLLBACK, a cut
-// connection, or nothing at all (PostgreSQL's idle_in_transaction_session_timeout).
+// connection, or nothing at all (PostgreSQL's idle_in_transaction_session_timeout). The key and
+// the order are the default tenant's unless another tenant is given.
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
+import { DEFAULT_TENANT } from '../../../src/http/caller';
 
 export interface HeldKey {
   readonly client: pg.Client;
@@ -19,6 +21,7 @@ export async function holdKey(
   key: string,
   fingerprint: string,
   settings: Partial<pg.ClientConfig> = {},
+  tenant: string = DEFAULT_TENANT,
 ): Promise<HeldKey> {
   const client = new pg.Client({ connectionString: url, ...settings });
   client.on('error', () => undefined);
@@ -28,14 +31,15 @@ export async function holdKey(
   await client.query('BEGIN');
   await client.query(
     `INSERT INTO idempotency_keys
-       (key, fingerprint, order_id, response_status, response_headers, response_body, expires_at)
-     VALUES ($1, $2, $3, 201, $4, $5, now() + interval '1 day')`,
-    [key, fingerprint, orderId, { Location: `/v1/orders/${orderId}` }, body],
+       (tenant_id, key, fingerprint, order_id, response_status, response_headers, response_body,
+        expires_at)
+     VALUES ($1, $2, $3, $4, 201, $5, $6, now() + interval '1 day')`,
+    [tenant, key, fingerprint, orderId, { Location: `/v1/orders/${orderId}` }, body],
   );
   await client.query(
-    `INSERT INTO orders (id, customer_id, currency, total_cents, idempotency_key)
-     VALUES ($1, 'holder', 'EUR', 1, $2)`,
-    [orderId, key],
+    `INSERT INTO orders (id, tenant_id, customer_id, currency, total_cents, idempotency_key)
+     VALUES ($1, $2, 'holder', 'EUR', 1, $3)`,
+    [orderId, tenant, key],
   );
   return {
     client,

@@ -2,6 +2,7 @@
 // process.exit) on a test database: supertest-style tests with real listeners, the real lifecycle
 // machine, real middleware and real telemetry whose spans are kept in memory for assertions.
 import type { AddressInfo } from 'node:net';
+import type { Router } from 'express';
 import {
   BasicTracerProvider,
   InMemorySpanExporter,
@@ -24,7 +25,18 @@ export interface InProcessService {
   stop(): Promise<number>;
 }
 
-export async function startInProcess(env: Record<string, string>): Promise<InProcessService> {
+export interface InProcessOptions {
+  /**
+   * Test-only routers mounted before the orders routes, after the edge policies (a stand-in for
+   * the authentication step: a middleware that sets the caller from a test header).
+   */
+  readonly before?: readonly Router[];
+}
+
+export async function startInProcess(
+  env: Record<string, string>,
+  options: InProcessOptions = {},
+): Promise<InProcessService> {
   const loaded = loadConfig({ env: { APP_ENV: 'test', ...env } });
   if (!loaded.ok) throw new Error(`invalid test config: ${JSON.stringify(loaded.problems)}`);
   const log = captureLogger({ scope: currentLogFields });
@@ -35,7 +47,12 @@ export async function startInProcess(env: Record<string, string>): Promise<InPro
     tracer: provider.getTracer('orders-test'),
   };
   const runtime = await startRuntime(loaded, {
-    modules: [ordersModule],
+    modules: [
+      (context) => {
+        const orders = ordersModule(context);
+        return { ...orders, routers: [...(options.before ?? []), ...(orders.routers ?? [])] };
+      },
+    ],
     logger: log.logger,
     telemetry,
     handleProcessEvents: false,

@@ -2,7 +2,8 @@
 // this machine (contract section 6): orders.created published once per order with message id =
 // event id; payments.captured applied exactly once, acknowledged after the commit, dead-lettered
 // to payments.dlq at once when it can never apply and after PAYMENTS_MAX_DELIVER deliveries when
-// it keeps failing; a broker that is away loses nothing.
+// it keeps failing; a broker that is away loses nothing. Tenants (issue #15): the event names the
+// order's tenant, and a payment applies to an order of any tenant (it names the order only).
 import { setTimeout as delay } from 'node:timers/promises';
 import { randomUUID } from 'node:crypto';
 import type { StoredMsg } from 'nats';
@@ -17,6 +18,7 @@ import { currentLogFields, requestScope } from '../../../src/telemetry/request-s
 import type { Database } from '../../../src/orders/db/database';
 import { migrate, readMigrations } from '../../../src/orders/db/migrations.runner';
 import { migrationsDir } from '../../../src/orders/orders.module';
+import { DEFAULT_TENANT } from '../../../src/http/caller';
 import { createOrderUseCase } from '../../../src/orders/use-cases/create-order.use-case';
 import {
   createOutboxRelay,
@@ -84,13 +86,17 @@ function newConsumer(database: Database = stack.database): PaymentsConsumer {
   });
 }
 
-async function createOrder(customer = 'customer-nats'): Promise<{ id: string; total: number }> {
+async function createOrder(
+  customer = 'customer-nats',
+  tenant = DEFAULT_TENANT,
+): Promise<{ id: string; total: number }> {
   const createOrder = createOrderUseCase({
     database: stack.database,
     logger: log.logger,
     retentionMs: 86_400_000,
   });
   const result = await createOrder({
+    tenant,
     idempotencyKey: `nats-${randomUUID()}`,
     input: orderBody(customer, 2),
   });
@@ -154,7 +160,11 @@ describe('the outbox relay', () => {
       producers.slice(-3).map((s) => `00-${s.spanContext().traceId}-${s.spanContext().spanId}-01`),
     );
     const first = messages[0]?.json<{ event_type: string; order: { id: string } }>();
-    expect(first).toMatchObject({ event_type: 'order.created', order: { id: orders[0]?.id } });
+    expect(first).toMatchObject({
+      event_type: 'order.created',
+      tenant_id: DEFAULT_TENANT,
+      order: { id: orders[0]?.id },
+    });
     expect(backlog).toBe(0);
     expect(events('outbox.published').at(-1)).toMatchObject({ events: 3, duplicates: 0 });
   });
@@ -268,6 +278,18 @@ describe('the payments consumer', () => {
       order_id: order.id,
       amount_cents: order.total,
     });
+  });
+
+  it("when payments.captured arrives for another tenant's order, then it applies all the same (the broker is trusted; payments name the order only)", async () => {
+    const order = await createOrder('customer-tenant', 'tenant-nats');
+    await nats.publish('payments.captured', payment(order.id, order.total));
+    await eventually('the order to be paid', async () =>
+      (await orderStatus(order.id)) === 'paid' ? true : undefined,
+    );
+    await eventually('the message to be acknowledged', async () =>
+      (await pending()) === 0 ? true : undefined,
+    );
+    expect(events('payment.applied').at(-1)).toMatchObject({ order_id: order.id });
   });
 
   it('when a payment carries a traceparent, then its CONSUMER span continues that trace, its statements are child spans, and its log lines carry the ids', async () => {
