@@ -1,137 +1,58 @@
 // The alerting and recording rules in deploy/prometheus/ (issue #14): promtool accepts them and
 // their unit tests pass; every metric an expression reads is one a real running service exports
-// (scraped here from a fresh instance, not taken from a list that could drift); every alert has
+// (scraped here from a fresh instance, not taken from a list that could drift), or, in
+// kubernetes.rules.yml only, one of the few kube-state-metrics series listed below; every alert has
 // a severity, a summary, a description and a runbook_url naming a real heading of runbook/; every
 // alert has unit tests where it fires and where it does not. Each check returns its problems as
 // text; the mutation tests at the end prove each one can fail.
-import { spawnSync } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
-import { readFileSync, readdirSync } from 'node:fs';
-import http from 'node:http';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { parsePrometheusText } from '../helpers/prometheus-text';
-import { MAIN, startService } from '../helpers/service-process';
-import { openTestNats, TEST_NATS_URL, type TestNats } from '../orders/support/nats';
-import { getPath, orderBody, postOrder } from '../orders/support/orders-client';
-import { createTestDatabase, type TestDatabase } from '../orders/support/test-database';
+import { anchorsOf } from '../../scripts/incidents/kit/markdown';
+import { scrapeLiveService } from './live-service';
+import { dict, list, optionalScalar } from './narrow';
+import { exportedNames, metricNames } from './promql';
+import {
+  filesIn,
+  parseRules,
+  PROMETHEUS_DIR,
+  PROMETHEUS_OWN_SERIES,
+  promtoolFailure,
+  readFiles,
+  ROOT,
+  type Rule,
+  RULE_FILES,
+  RULES_DIR,
+} from './rule-files';
 
 jest.setTimeout(60_000);
 
-const ROOT = path.resolve(__dirname, '..', '..');
-const PROMETHEUS_DIR = 'deploy/prometheus';
-const RULES_DIR = `${PROMETHEUS_DIR}/rules`;
 const TESTS_DIR = `${PROMETHEUS_DIR}/tests`;
 const RUNBOOK_DIR = 'runbook';
-/** Series Prometheus makes itself for every target, not read from /metrics. */
-const PROMETHEUS_OWN_SERIES = ['up'];
 const SEVERITIES = ['critical', 'warning'];
 /** runbook_url is relative to the repository root (see the header of the rules file). */
 const RUNBOOK_URL = /^runbook\/([A-Za-z0-9_-]+\.md)#([^#\s]+)$/;
 
-function filesIn(dir: string, suffix: string): string[] {
-  return readdirSync(path.join(ROOT, dir))
-    .filter((file) => file.endsWith(suffix))
-    .sort()
-    .map((file) => `${dir}/${file}`);
-}
-
-const RULE_FILES = filesIn(RULES_DIR, '.rules.yml');
 const TEST_FILES = filesIn(TESTS_DIR, '.test.yml');
 
-// ---------------------------------------------------------------------------------------------
-// promtool
-
-function promtool(...args: string[]): { status: number | null; output: string } {
-  const result = spawnSync('promtool', args, { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
-  if (result.error !== undefined) {
-    return {
-      status: null,
-      output: `cannot run promtool (Debian package prometheus; .ci/run installs it): ${result.error.message}`,
-    };
-  }
-  return { status: result.status, output: `${result.stdout}${result.stderr}` };
-}
-
-/** '' when promtool succeeded, else everything it printed (so a failing test shows it). */
-function promtoolFailure(...args: string[]): string {
-  const { status, output } = promtool(...args);
-  return status === 0 ? '' : `promtool ${args.join(' ')} exited ${String(status)}:\n${output}`;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Narrowing parsed YAML (typed `any` by the yaml package, taken as `unknown` here)
-
-type Dict = Readonly<Record<string, unknown>>;
-
-function isDict(value: unknown): value is Dict {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function dict(value: unknown, where: string): Dict {
-  if (value === undefined || value === null) return {};
-  if (!isDict(value)) throw new Error(`${where}: expected a mapping`);
-  return value;
-}
-
-function list(value: unknown, where: string): readonly unknown[] {
-  if (value === undefined || value === null) return [];
-  if (!Array.isArray(value)) throw new Error(`${where}: expected a list`);
-  return value as readonly unknown[];
-}
-
-function optionalString(value: unknown, where: string): string | undefined {
-  if (value === undefined || value === null) return undefined;
-  if (typeof value === 'string') return value;
-  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
-  throw new Error(`${where}: expected a scalar`);
-}
-
-function stringMap(value: unknown, where: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [key, raw] of Object.entries(dict(value, where))) {
-    out[key] = optionalString(raw, `${where}.${key}`) ?? '';
-  }
-  return out;
-}
+/** The one rule file that reads series from kube-state-metrics instead of the service. */
+const KUBERNETES_RULES = `${RULES_DIR}/kubernetes.rules.yml`;
+/**
+ * The kube-state-metrics series KUBERNETES_RULES may read, and only that file. No running service
+ * can show them, so they are listed by hand, as kube-state-metrics v2.x documents them
+ * (docs/metrics/workload/pod-metrics.md of kubernetes/kube-state-metrics; labels namespace, pod,
+ * uid, container): the exit code and the reason of a container's last termination (both
+ * EXPERIMENTAL; the exit code since v2.7.0) and its restart counter (STABLE). Keep it this short: a
+ * name added here is trusted without a check.
+ */
+const KUBE_STATE_METRICS_SERIES: ReadonlySet<string> = new Set([
+  'kube_pod_container_status_last_terminated_exitcode',
+  'kube_pod_container_status_last_terminated_reason',
+  'kube_pod_container_status_restarts_total',
+]);
 
 // ---------------------------------------------------------------------------------------------
 // Rules and their unit tests
-
-interface Rule {
-  readonly file: string;
-  readonly group: string;
-  /** The alert or recorded series name. */
-  readonly name: string;
-  readonly kind: 'alert' | 'record';
-  readonly expr: string;
-  readonly labels: Readonly<Record<string, string>>;
-  readonly annotations: Readonly<Record<string, string>>;
-}
-
-function parseRules(file: string, text: string): Rule[] {
-  const rules: Rule[] = [];
-  for (const rawGroup of list(dict(parseYaml(text), file).groups, `${file}: groups`)) {
-    const group = dict(rawGroup, `${file}: group`);
-    const groupName = optionalString(group.name, `${file}: group name`) ?? '(unnamed)';
-    for (const rawRule of list(group.rules, `${file}: ${groupName}.rules`)) {
-      const rule = dict(rawRule, `${file}: ${groupName} rule`);
-      const alert = optionalString(rule.alert, 'alert');
-      const record = optionalString(rule.record, 'record');
-      const where = `${file}: ${alert ?? record ?? '(unnamed rule)'}`;
-      rules.push({
-        file,
-        group: groupName,
-        name: alert ?? record ?? '(unnamed rule)',
-        kind: alert === undefined ? 'record' : 'alert',
-        expr: optionalString(rule.expr, `${where}.expr`) ?? '',
-        labels: stringMap(rule.labels, `${where}.labels`),
-        annotations: stringMap(rule.annotations, `${where}.annotations`),
-      });
-    }
-  }
-  return rules;
-}
 
 /** One `alert_rule_test` case: which alert, and whether it is expected to fire. */
 interface AlertCase {
@@ -145,13 +66,13 @@ function parseAlertCases(file: string, text: string): AlertCase[] {
   const cases: AlertCase[] = [];
   for (const rawTest of list(dict(parseYaml(text), file).tests, `${file}: tests`)) {
     const test = dict(rawTest, `${file}: test`);
-    const testName = optionalString(test.name, `${file}: test name`) ?? '(unnamed)';
+    const testName = optionalScalar(test.name, `${file}: test name`) ?? '(unnamed)';
     for (const rawCase of list(test.alert_rule_test, `${file}: ${testName}.alert_rule_test`)) {
       const item = dict(rawCase, `${file}: ${testName} alert_rule_test`);
       cases.push({
         file,
         test: testName,
-        alertname: optionalString(item.alertname, 'alertname') ?? '',
+        alertname: optionalScalar(item.alertname, 'alertname') ?? '',
         fires: list(item.exp_alerts, 'exp_alerts').length > 0,
       });
     }
@@ -160,116 +81,7 @@ function parseAlertCases(file: string, text: string): AlertCase[] {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Metric names in PromQL
-
-const PROMQL_KEYWORDS = new Set([
-  // binary and set operators, modifiers
-  'and',
-  'or',
-  'unless',
-  'bool',
-  'offset',
-  'atan2',
-  // vector matching and grouping (their label lists are removed before)
-  'by',
-  'without',
-  'on',
-  'ignoring',
-  'group_left',
-  'group_right',
-  // aggregation operators (also written `sum by (x) (...)`, not followed by a parenthesis)
-  'sum',
-  'min',
-  'max',
-  'avg',
-  'group',
-  'stddev',
-  'stdvar',
-  'count',
-  'count_values',
-  'bottomk',
-  'topk',
-  'quantile',
-  // number literals
-  'inf',
-  'nan',
-]);
-
-/**
- * The metric names a PromQL expression selects: identifiers that are neither functions (followed
- * by a parenthesis), keywords, label names (inside braces or grouping lists), durations nor
- * string contents.
- */
-function metricNames(expr: string): string[] {
-  const cleaned = expr
-    .replace(/#[^\n]*/g, ' ')
-    .replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`/g, '""')
-    .replace(/\{[^}]*\}/g, '{}')
-    .replace(/\[[^\]]*\]/g, '[]')
-    .replace(/\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, ' $1 ')
-    .replace(/\boffset\s+-?[0-9a-z]+/g, ' ')
-    .replace(/@\s*(-?[0-9.]+|start\(\)|end\(\))/g, ' ');
-  const names = new Set<string>();
-  for (const match of cleaned.matchAll(/[a-zA-Z_:][a-zA-Z0-9_:]*/g)) {
-    const at = match.index;
-    const word = match[0];
-    // Part of a number (1e3, 0x1f).
-    if (at > 0 && /[0-9.]/.test(cleaned[at - 1] ?? '')) continue;
-    if (PROMQL_KEYWORDS.has(word.toLowerCase())) continue;
-    if (/^\s*\(/.test(cleaned.slice(at + word.length))) continue;
-    names.add(word);
-  }
-  return [...names].sort();
-}
-
-const HISTOGRAM_SUFFIXES = ['_bucket', '_sum', '_count'];
-
-/** Every series name a scrape of /metrics holds, histogram suffixes included. */
-function exportedNames(body: string): Set<string> {
-  const names = new Set(parsePrometheusText(body).map((sample) => sample.name));
-  for (const match of body.matchAll(/^# TYPE (\S+) histogram$/gm)) {
-    for (const suffix of HISTOGRAM_SUFFIXES) names.add(`${match[1] ?? ''}${suffix}`);
-  }
-  return names;
-}
-
-// ---------------------------------------------------------------------------------------------
 // Runbook headings, as GitHub anchors them
-
-/** GitHub's anchor for a heading (github-slugger): rendered text, lower case, punctuation dropped. */
-function githubAnchor(heading: string): string {
-  return heading
-    .replace(/!?\[([^\]]*)\]\([^)]*\)/g, '$1')
-    .replace(/[`*]/g, '')
-    .trim()
-    .toLowerCase()
-    .replace(/[^\p{L}\p{M}\p{N}\p{Pc}\- ]/gu, '')
-    .replace(/ /g, '-');
-}
-
-/** The anchors of a Markdown page's headings, fenced code blocks skipped, duplicates numbered. */
-function anchorsOf(markdown: string): Set<string> {
-  const anchors = new Set<string>();
-  const seen = new Map<string, number>();
-  let fence: string | undefined;
-  for (const line of markdown.split(/\r?\n/)) {
-    const fenceMatch = /^\s{0,3}(`{3,}|~{3,})/.exec(line);
-    if (fenceMatch !== null) {
-      const marker = fenceMatch[1] ?? '';
-      if (fence === undefined) fence = marker;
-      else if (marker[0] === fence[0] && marker.length >= fence.length) fence = undefined;
-      continue;
-    }
-    if (fence !== undefined) continue;
-    const heading = /^\s{0,3}#{1,6}\s+(.*?)(?:\s+#+)?\s*$/.exec(line);
-    if (heading === null) continue;
-    const base = githubAnchor(heading[1] ?? '');
-    const count = seen.get(base) ?? 0;
-    seen.set(base, count + 1);
-    anchors.add(count === 0 ? base : `${base}-${count}`);
-  }
-  return anchors;
-}
 
 function runbookAnchors(): Map<string, Set<string>> {
   return new Map(
@@ -296,7 +108,14 @@ function metricNameProblems(subject: Subject): string[] {
   for (const rule of subject.rules) {
     for (const name of metricNames(rule.expr)) {
       if (subject.exported.has(name) || recorded.has(name)) continue;
-      if (PROMETHEUS_OWN_SERIES.includes(name)) continue;
+      if (PROMETHEUS_OWN_SERIES.has(name)) continue;
+      if (rule.file === KUBERNETES_RULES) {
+        if (KUBE_STATE_METRICS_SERIES.has(name)) continue;
+        problems.push(
+          `${rule.file}: ${rule.name} reads ${name}, which neither the service nor kube-state-metrics (KUBE_STATE_METRICS_SERIES) exports and no rule records`,
+        );
+        continue;
+      }
       problems.push(
         `${rule.file}: ${rule.name} reads ${name}, which the service does not export and no rule records`,
       );
@@ -377,11 +196,7 @@ interface Texts {
 }
 
 function readTexts(): Texts {
-  const read = (file: string): [string, string] => [
-    file,
-    readFileSync(path.join(ROOT, file), 'utf8'),
-  ];
-  return { rules: new Map(RULE_FILES.map(read)), tests: new Map(TEST_FILES.map(read)) };
+  return { rules: readFiles(RULE_FILES), tests: readFiles(TEST_FILES) };
 }
 
 function subjectOf(texts: Texts, exported: ReadonlySet<string>): Subject {
@@ -393,62 +208,12 @@ function subjectOf(texts: Texts, exported: ReadonlySet<string>): Subject {
   };
 }
 
-function scrape(port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ host: '127.0.0.1', port, path: '/metrics' }, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (body += chunk));
-        res.once('end', () => resolve(body));
-      })
-      .once('error', reject);
-  });
-}
-
 const texts = readTexts();
 let exported: Set<string> = new Set();
-let database: TestDatabase;
-let nats: TestNats;
 
-// A real service (the production entry point) on a fresh database and its own NATS subjects,
-// after traffic that makes every lazily created series appear: an order (published through
-// the outbox), an error answer, an unknown route.
+// A real service after traffic that makes every lazily created series appear (./live-service.ts).
 beforeAll(async () => {
-  database = await createTestDatabase();
-  nats = await openTestNats();
-  const { service, port, opsPort } = await startService(
-    {
-      RATE_LIMIT_MAX: '0',
-      SHUTDOWN_DELAY_MS: '0',
-      DATABASE_URL: database.url,
-      NATS_URL: TEST_NATS_URL,
-      NATS_SUBJECT_PREFIX: nats.prefix,
-    },
-    { script: MAIN },
-  );
-  try {
-    await service.waitForEvent('broker.connected');
-    expect((await postOrder(port, `rules-${randomUUID()}`, orderBody())).status).toBe(201);
-    expect((await getPath(port, `/v1/orders/${randomUUID()}`)).status).toBe(404);
-    expect((await getPath(port, '/no/such/route')).status).toBe(404);
-    const deadline = Date.now() + 10_000;
-    let body = await scrape(opsPort);
-    // The outbox relay publishes right after the commit; its counter appears then.
-    while (!body.includes('ops_broker_messages_total{') && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      body = await scrape(opsPort);
-    }
-    exported = exportedNames(body);
-  } finally {
-    service.kill('SIGTERM');
-    await service.exited();
-  }
-});
-
-afterAll(async () => {
-  await nats?.close();
-  await database?.drop();
+  exported = exportedNames(await scrapeLiveService());
 });
 
 describe('promtool', () => {
@@ -487,6 +252,18 @@ describe('the rules', () => {
     const subject = subjectOf(texts, exported);
     expect(subject.rules.filter((r) => r.kind === 'alert').length).toBeGreaterThan(0);
     expect(metricNameProblems(subject)).toEqual([]);
+  });
+
+  test('when the kubernetes rules read kube-state-metrics, then they read every listed series and nothing of the service', () => {
+    const rules = subjectOf(texts, exported).rules.filter((r) => r.file === KUBERNETES_RULES);
+    expect(rules.map((r) => r.name).sort()).toEqual([
+      'OpsServiceConfigInvalid',
+      'OpsServiceKilled',
+      'OpsServiceUncleanExit',
+    ]);
+    const read = new Set(rules.flatMap((r) => metricNames(r.expr)));
+    expect([...read].sort()).toEqual([...KUBE_STATE_METRICS_SERIES].sort());
+    for (const rule of rules) expect(rule.expr).toMatch(/container="ops-service"/);
   });
 
   test('when an alert is defined, then it has a known severity, a summary, a description and a runbook_url', () => {
@@ -590,6 +367,50 @@ const mutations: readonly Mutation[] = [
     to: 'rate(http_server_request_duration_seconds_bucket[5m])',
     check: metricNameProblems,
     reports: /reads http_server_request_duration_seconds_bucket/,
+  },
+  {
+    when: 'the kubernetes rules read a name kube-state-metrics does not export',
+    in: 'rules',
+    from: 'increase(kube_pod_container_status_restarts_total{container="ops-service"}[10m])',
+    to: 'increase(kube_pod_container_restarts_total{container="ops-service"}[10m])',
+    check: metricNameProblems,
+    reports:
+      /kubernetes\.rules\.yml: OpsServiceUncleanExit reads kube_pod_container_restarts_total, which neither the service nor kube-state-metrics/,
+  },
+  {
+    when: 'the kubernetes rules read a service metric under a wrong name',
+    in: 'rules',
+    from: 'max by (namespace, pod, container) (kube_pod_container_status_last_terminated_exitcode{container="ops-service"}) == 78',
+    to: 'max by (namespace, pod, container) (ops_exit_code{container="ops-service"}) == 78',
+    check: metricNameProblems,
+    reports: /OpsServiceConfigInvalid reads ops_exit_code, which neither the service nor/,
+  },
+  {
+    when: 'a rule outside kubernetes.rules.yml reads a kube-state-metrics series',
+    in: 'rules',
+    from: 'expr: up{job="ops-service"} == 0',
+    to: 'expr: kube_pod_container_status_restarts_total{container="ops-service"} > 0',
+    check: metricNameProblems,
+    reports:
+      /ops-service\.rules\.yml: OpsServiceDown reads kube_pod_container_status_restarts_total, which the service does not export/,
+  },
+  {
+    when: 'a kubernetes alert loses its only firing unit test',
+    in: 'tests',
+    from: 'alertname: OpsServiceUncleanExit\n        exp_alerts:\n          - exp_labels:',
+    to: 'alertname: OpsServiceUncleanExitt\n        exp_alerts:\n          - exp_labels:',
+    check: coverageProblems,
+    reports:
+      /OpsServiceUncleanExit: no unit test where it fires[\s\S]*tests OpsServiceUncleanExitt, which is no alert/,
+  },
+  {
+    when: 'a kubernetes alert names a runbook heading that does not exist',
+    in: 'rules',
+    from: 'runbook_url: runbook/errors.md#config_invalid',
+    to: 'runbook_url: runbook/errors.md#invalid_config',
+    check: runbookProblems,
+    reports:
+      /OpsServiceConfigInvalid runbook_url .*: runbook\/errors.md has no heading #invalid_config/,
   },
   {
     when: 'a runbook_url names a heading that does not exist',
