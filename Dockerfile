@@ -1,8 +1,11 @@
 # syntax=docker/dockerfile:1
 # ops-service container image.
 #   docker build -t ops-service .
-#   docker run --rm -p 8080:8080 -e OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4317 ops-service
-# APP_ENV=production makes an OTLP endpoint mandatory: without one the service exits 78.
+#   docker run --rm -p 8080:8080 -e OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4317
+#     -e AUTH_MODE=jwt -e AUTH_JWKS_URL=https://idp.example.com/.well-known/jwks.json
+#     -e AUTH_ISSUER=https://idp.example.com/ -e AUTH_AUDIENCE=ops-service ops-service
+# APP_ENV=production makes an OTLP endpoint and authentication (AUTH_MODE=jwt with a JWKS source,
+# issuer and audience) mandatory: without them the service exits 78.
 
 # --- build: full install (dev dependencies carry tsc), compile, then drop dev dependencies ---
 FROM node:20-bookworm-slim AS build

@@ -1,13 +1,16 @@
 // The container image and the local stack (Dockerfile, docker-compose.yml, deploy/*) are only
 // read here, never run: these tests parse them and check that they agree with the config schema
-// and with each other (env names, ports, endpoints, shutdown budget, pinned images). Each check
-// returns its problems as text; the mutation tests at the end prove each one can fail.
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+// and with each other (env names, ports, endpoints, shutdown budget, pinned images, where Grafana
+// finds its provisioning files and dashboards, the development key set ops-service verifies
+// bearer tokens with). Each check returns its problems as text; the mutation tests at the end
+// prove each one can fail.
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { loadConfig } from '../../src/config/load-config';
 import { schema } from '../../src/config/schema';
 import { type SchemaLeaf, leavesOf } from '../../src/config/schema-walk';
+import { type Dict, dict, isDict, list, optionalScalar, scalar } from './narrow';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const SERVICE = 'ops-service';
@@ -18,6 +21,16 @@ const NODE_RUNTIME_ENV = ['NODE_ENV'];
 /** Where the postgres and nats images listen by default (the compose file does not move them). */
 const POSTGRES_PORT = 5432;
 const NATS_CLIENT_PORT = 4222;
+/** Grafana's defaults (GF_SERVER_HTTP_PORT, GF_PATHS_PROVISIONING) and Prometheus' listen port. */
+const GRAFANA_PORT = 3000;
+const GRAFANA_PROVISIONING = '/etc/grafana/provisioning';
+const PROMETHEUS_PORT = 9090;
+/** The dashboard the provider must find (its queries: grafana-dashboard.test.ts). */
+const DASHBOARD = 'deploy/grafana/dashboards/ops-service.json';
+/** The development private key (deploy/auth/README.md): on the host only, never in a container. */
+const DEV_SIGNING_KEY = 'deploy/auth/dev-signing-key.jwk';
+/** Members only a private or secret JWK has (RFC 7518 6.2.2, 6.3.2, 6.4.1; RFC 8037 2). */
+const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
 
 // ---------------------------------------------------------------------------------------------
 // Sources
@@ -28,6 +41,8 @@ interface Texts {
   readonly prometheus: string;
   readonly dockerfile: string;
   readonly dockerignore: string;
+  readonly grafanaDatasources: string;
+  readonly grafanaDashboards: string;
 }
 
 const FILES: Readonly<Record<keyof Texts, string>> = {
@@ -36,6 +51,8 @@ const FILES: Readonly<Record<keyof Texts, string>> = {
   prometheus: 'deploy/prometheus/prometheus.yml',
   dockerfile: 'Dockerfile',
   dockerignore: '.dockerignore',
+  grafanaDatasources: 'deploy/grafana/provisioning/datasources/prometheus.yml',
+  grafanaDashboards: 'deploy/grafana/provisioning/dashboards/ops-service.yml',
 };
 
 function readTexts(): Texts {
@@ -46,39 +63,13 @@ function readTexts(): Texts {
     prometheus: read(FILES.prometheus),
     dockerfile: read(FILES.dockerfile),
     dockerignore: read(FILES.dockerignore),
+    grafanaDatasources: read(FILES.grafanaDatasources),
+    grafanaDashboards: read(FILES.grafanaDashboards),
   };
 }
 
 // ---------------------------------------------------------------------------------------------
-// Narrowing parsed YAML (typed `any` by the yaml package, taken as `unknown` here)
-
-type Dict = Readonly<Record<string, unknown>>;
-
-function isDict(value: unknown): value is Dict {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function dict(value: unknown, where: string): Dict {
-  if (value === undefined || value === null) return {};
-  if (!isDict(value)) throw new Error(`${where}: expected a mapping`);
-  return value;
-}
-
-function list(value: unknown, where: string): readonly unknown[] {
-  if (value === undefined || value === null) return [];
-  if (!Array.isArray(value)) throw new Error(`${where}: expected a list`);
-  return value as readonly unknown[];
-}
-
-function scalar(value: unknown, where: string): string {
-  if (typeof value === 'string') return value;
-  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
-  throw new Error(`${where}: expected a scalar`);
-}
-
-function optionalScalar(value: unknown, where: string): string | undefined {
-  return value === undefined || value === null ? undefined : scalar(value, where);
-}
+// YAML documents (narrowing: ./narrow.ts)
 
 function yamlDocument(text: string, where: string): Dict {
   const parsed: unknown = parseYaml(text);
@@ -98,6 +89,8 @@ interface PortMapping {
 interface Mount {
   readonly source: string;
   readonly target: string;
+  /** `:ro` in the short syntax, `read_only: true` in the long one. */
+  readonly readOnly: boolean;
 }
 
 interface Service {
@@ -187,10 +180,11 @@ function parseMount(entry: unknown, where: string): Mount {
     return {
       source: scalar(entry.source, `${where}.source`),
       target: scalar(entry.target, `${where}.target`),
+      readOnly: entry.read_only === true,
     };
   }
-  const [source = '', target = ''] = scalar(entry, where).split(':');
-  return { source, target };
+  const [source = '', target = '', mode = ''] = scalar(entry, where).split(':');
+  return { source, target, readOnly: mode.split(',').includes('ro') };
 }
 
 function parseCompose(text: string): Map<string, Service> {
@@ -358,6 +352,8 @@ interface Stack {
   readonly prometheus: Dict;
   readonly dockerfile: readonly Stage[];
   readonly dockerignore: readonly string[];
+  readonly grafanaDatasources: Dict;
+  readonly grafanaDashboards: Dict;
 }
 
 function parseStack(texts: Texts, leaves: readonly SchemaLeaf[] = leavesOf(schema)): Stack {
@@ -371,6 +367,8 @@ function parseStack(texts: Texts, leaves: readonly SchemaLeaf[] = leavesOf(schem
       .split(/\r?\n/)
       .map((line) => line.trim())
       .filter((line) => line !== '' && !line.startsWith('#')),
+    grafanaDatasources: yamlDocument(texts.grafanaDatasources, FILES.grafanaDatasources),
+    grafanaDashboards: yamlDocument(texts.grafanaDashboards, FILES.grafanaDashboards),
   };
 }
 
@@ -685,6 +683,114 @@ function repoGlob(pattern: string): string[] {
   return readdirSync(folder).filter((file) => name.test(file));
 }
 
+/** Where a container path of `service` comes from in the repository, through its bind mounts. */
+function repoPathIn(service: Service, containerPath: string): string | undefined {
+  const mount = service.volumes
+    .filter((v) => containerPath === v.target || containerPath.startsWith(`${v.target}/`))
+    .sort((a, b) => b.target.length - a.target.length)[0];
+  if (mount === undefined) return undefined;
+  return path.posix.join(repoPath(mount.source), path.posix.relative(mount.target, containerPath));
+}
+
+/** Where a repository file is inside the container of `service`, through its bind mounts. */
+function containerPathOf(service: Service, file: string): string | undefined {
+  for (const mount of service.volumes) {
+    const source = repoPath(mount.source);
+    if (file === source || file.startsWith(`${source}/`)) {
+      return path.posix.join(mount.target, path.posix.relative(source, file));
+    }
+  }
+  return undefined;
+}
+
+function grafanaProblems(stack: Stack): string[] {
+  const grafana = [...stack.services.values()].find((s) =>
+    (s.image ?? '').startsWith('grafana/grafana'),
+  );
+  if (grafana === undefined) return ['no compose service runs grafana/grafana'];
+  const problems: string[] = [];
+  const env = grafana.environment;
+
+  const port = Number(env.get('GF_SERVER_HTTP_PORT') ?? GRAFANA_PORT);
+  const mapping = grafana.ports.find((p) => p.target === port);
+  if (mapping?.published !== GRAFANA_PORT) {
+    problems.push(`grafana does not publish its port ${port} on host port ${GRAFANA_PORT}`);
+  } else if (mapping.hostIp !== '127.0.0.1') {
+    problems.push(
+      `grafana is published on ${mapping.hostIp ?? 'every interface'}, not the host's loopback`,
+    );
+  }
+  if (env.get('GF_AUTH_ANONYMOUS_ENABLED') === 'true') {
+    // Grafana's default anonymous role is Viewer.
+    const role = env.get('GF_AUTH_ANONYMOUS_ORG_ROLE') ?? 'Viewer';
+    if (role !== 'Viewer') problems.push(`anonymous visitors get the ${role} role, not Viewer`);
+  }
+
+  // Each provisioning file must be where Grafana reads its kind: <provisioning>/<kind>/.
+  const provisioning = env.get('GF_PATHS_PROVISIONING') ?? GRAFANA_PROVISIONING;
+  for (const file of [FILES.grafanaDatasources, FILES.grafanaDashboards]) {
+    const kind = path.posix.basename(path.posix.dirname(file));
+    const wanted = `${provisioning}/${kind}/${path.posix.basename(file)}`;
+    const inContainer = containerPathOf(grafana, file);
+    if (inContainer !== wanted) {
+      problems.push(
+        `${file} is ${inContainer === undefined ? 'not mounted into grafana' : `mounted at ${inContainer}`}; Grafana reads ${kind} from ${provisioning}/${kind}/`,
+      );
+    }
+  }
+
+  // The default datasource is the compose Prometheus, queried at the scrape interval.
+  const sources = list(stack.grafanaDatasources.datasources, 'datasources').map((d) =>
+    dict(d, 'datasources[]'),
+  );
+  const source = sources.find((d) => d.isDefault === true);
+  if (source === undefined) return [...problems, `${FILES.grafanaDatasources} has no default`];
+  if (source.type !== 'prometheus') problems.push(`the default datasource is not prometheus`);
+  if ((optionalScalar(source.uid, 'uid') ?? '') === '') {
+    problems.push('the default datasource has no fixed uid for the dashboards to name');
+  }
+  const url = hostPort(optionalScalar(source.url, 'url') ?? 'missing');
+  const target = stack.services.get(url.host);
+  if (!(target?.image ?? '').startsWith('prom/prometheus')) {
+    problems.push(`the datasource url points at ${url.host}, which is not the prometheus service`);
+  } else if (url.port !== PROMETHEUS_PORT) {
+    problems.push(`the datasource url uses port ${String(url.port)}, prometheus listens on 9090`);
+  }
+  if (target !== undefined && !grafana.dependsOn.has(url.host)) {
+    problems.push(`grafana does not depend on ${url.host}`);
+  }
+  const interval = optionalScalar(dict(source.jsonData, 'jsonData').timeInterval, 'timeInterval');
+  const scrape = optionalScalar(dict(stack.prometheus.global, 'global').scrape_interval, 'scrape');
+  if (interval !== scrape) {
+    problems.push(
+      `the datasource timeInterval is ${String(interval)}, prometheus scrapes every ${String(scrape)}`,
+    );
+  }
+
+  // The dashboard provider reads a folder that is the repository's dashboards folder.
+  const providers = list(stack.grafanaDashboards.providers, 'providers').map((p) =>
+    dict(p, 'providers[]'),
+  );
+  if (providers.length === 0) problems.push(`${FILES.grafanaDashboards} has no provider`);
+  for (const provider of providers) {
+    const name = optionalScalar(provider.name, 'name') ?? '(unnamed)';
+    if (provider.type !== 'file') problems.push(`dashboard provider ${name} is not of type file`);
+    const folder = optionalScalar(dict(provider.options, 'options').path, 'options.path') ?? '';
+    const inRepo = repoPathIn(grafana, folder);
+    if (inRepo !== path.posix.dirname(DASHBOARD)) {
+      problems.push(
+        `dashboard provider ${name} reads ${folder}: ${inRepo === undefined ? 'nothing is mounted there' : `${inRepo} in the repository`}, not ${path.posix.dirname(DASHBOARD)}`,
+      );
+    }
+  }
+  const home = env.get('GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH');
+  if (home !== undefined && repoPathIn(grafana, home) !== DASHBOARD) {
+    problems.push(`the home dashboard ${home} is not ${DASHBOARD} in the container`);
+  }
+  if (!existsSync(path.join(ROOT, DASHBOARD))) problems.push(`${DASHBOARD} does not exist`);
+  return problems;
+}
+
 function shutdownProblems(stack: Stack): string[] {
   const problems: string[] = [];
   const ops = service(stack, SERVICE);
@@ -855,6 +961,99 @@ function dependencyProblems(stack: Stack): string[] {
   return problems;
 }
 
+/** A repository file's text, or undefined when there is no such file. */
+function readRepoFile(file: string): string | undefined {
+  const full = path.join(ROOT, file);
+  return existsSync(full) && statSync(full).isFile() ? readFileSync(full, 'utf8') : undefined;
+}
+
+/** What keeps a JWK Set file from being a public key set ops-service can load. */
+function jwksDocumentProblems(text: string, where: string): string[] {
+  let document: unknown;
+  try {
+    document = JSON.parse(text);
+  } catch (error) {
+    return [`${where} is not JSON: ${error instanceof Error ? error.message : String(error)}`];
+  }
+  const keys = isDict(document) ? document.keys : undefined;
+  if (!Array.isArray(keys) || keys.length === 0) {
+    return [`${where} is not a JWK Set: no "keys" list with at least one key`];
+  }
+  const problems: string[] = [];
+  for (const [i, key] of (keys as readonly unknown[]).entries()) {
+    if (!isDict(key)) {
+      problems.push(`${where} keys[${i}] is not a JWK object`);
+      continue;
+    }
+    const name = `${where} keys[${i}] (kid ${JSON.stringify(key.kid)})`;
+    const secret = PRIVATE_JWK_MEMBERS.filter((member) => member in key);
+    if (secret.length > 0) {
+      problems.push(
+        `${name} holds the private member(s) ${secret.join(', ')}: publish public keys only`,
+      );
+    }
+    if (typeof key.kty !== 'string') problems.push(`${name} has no kty`);
+    if (typeof key.kid !== 'string' || key.kid === '') {
+      problems.push(`${name} has no kid: tokens name their key by kid`);
+    }
+    if (key.use !== undefined && key.use !== 'sig') {
+      problems.push(`${name} is for use ${JSON.stringify(key.use)}, not sig`);
+    }
+  }
+  return problems;
+}
+
+/**
+ * Staging takes only bearer JWTs, and the local stack has no identity provider: ops-service reads
+ * the development key set from a file (AUTH_JWKS_FILE) that must be mounted, read-only, from a
+ * repository file holding public keys only. The private key never goes into any container.
+ */
+function authProblems(
+  stack: Stack,
+  read: (file: string) => string | undefined = readRepoFile,
+): string[] {
+  const problems: string[] = [];
+  const mode = effective(stack, 'auth.mode');
+  if (mode !== 'jwt') problems.push(`${SERVICE} runs with AUTH_MODE=${mode}, not jwt`);
+  const variable = envName(stack, 'auth.jwksFile');
+  const jwksFile = effective(stack, 'auth.jwksFile');
+  const ops = service(stack, SERVICE);
+  if (jwksFile === '') {
+    problems.push(`${SERVICE} has no ${variable}: the local stack has no JWKS URL to fetch from`);
+  } else {
+    const mount = ops.volumes
+      .filter((v) => jwksFile === v.target || jwksFile.startsWith(`${v.target}/`))
+      .sort((a, b) => b.target.length - a.target.length)[0];
+    const inRepo = repoPathIn(ops, jwksFile);
+    if (mount === undefined || inRepo === undefined) {
+      problems.push(`${variable} is ${jwksFile}: nothing is mounted there in ${SERVICE}`);
+    } else {
+      if (!mount.readOnly) {
+        problems.push(`${mount.source} is mounted into ${SERVICE} read-write: mount it :ro`);
+      }
+      const text = read(inRepo);
+      if (text === undefined) {
+        problems.push(
+          `${variable} is ${inRepo} in the repository: no such file (docker would mount an empty directory)`,
+        );
+      } else {
+        problems.push(...jwksDocumentProblems(text, inRepo));
+      }
+    }
+  }
+  for (const s of stack.services.values()) {
+    for (const v of s.volumes) {
+      const source = repoPath(v.source);
+      if (source === '' || DEV_SIGNING_KEY === source || DEV_SIGNING_KEY.startsWith(`${source}/`)) {
+        problems.push(
+          `service ${s.name} mounts ${source || '.'}, which holds the private key ${DEV_SIGNING_KEY}: mount the JWKS file alone`,
+        );
+      }
+    }
+  }
+  return problems;
+}
+
 /** A .dockerignore pattern as a regular expression over context paths (`*`, `**`, `?`). */
 function ignorePattern(pattern: string): RegExp {
   const glob = (part: string): string =>
@@ -885,7 +1084,7 @@ function isIgnored(stack: Stack, file: string): boolean {
 
 function dockerignoreProblems(stack: Stack): string[] {
   const problems: string[] = [];
-  for (const file of ['node_modules', 'dist', 'data', 'coverage', '.git']) {
+  for (const file of ['node_modules', 'dist', 'data', 'coverage', '.git', DEV_SIGNING_KEY]) {
     if (!isIgnored(stack, file)) problems.push(`.dockerignore lets ${file} into the build context`);
   }
   const needed = [
@@ -912,7 +1111,15 @@ const stack = parseStack(texts);
 describe('the container image and the local stack agree with the config schema', () => {
   test('when every file is parsed, then each compose service and Dockerfile stage is found', () => {
     expect([...stack.services.keys()].sort()).toEqual(
-      ['jaeger', 'nats', 'ops-service', 'otel-collector', 'postgres', 'prometheus'].sort(),
+      [
+        'grafana',
+        'jaeger',
+        'nats',
+        'ops-service',
+        'otel-collector',
+        'postgres',
+        'prometheus',
+      ].sort(),
     );
     expect(stack.dockerfile.map((stage) => stage.image)).toEqual([
       'node:20-bookworm-slim',
@@ -947,6 +1154,10 @@ describe('the container image and the local stack agree with the config schema',
     expect(prometheusProblems(stack)).toEqual([]);
   });
 
+  test('when grafana starts, then it loads the mounted provisioning, queries the compose prometheus and finds the dashboard', () => {
+    expect(grafanaProblems(stack)).toEqual([]);
+  });
+
   test('when docker stops ops-service, then the grace period outlasts delay + drain + flush', () => {
     expect(shutdownProblems(stack)).toEqual([]);
   });
@@ -965,6 +1176,10 @@ describe('the container image and the local stack agree with the config schema',
 
   test('when the build context is sent, then local outputs stay out and build inputs stay in', () => {
     expect(dockerignoreProblems(stack)).toEqual([]);
+  });
+
+  test('when ops-service verifies bearer tokens, then its JWKS file is mounted read-only from a public key set', () => {
+    expect(authProblems(stack)).toEqual([]);
   });
 });
 
@@ -1000,6 +1215,18 @@ describe('the helpers parse like docker and compose do', () => {
       target: 8080,
     });
     expect(() => parsePort('8000-8010:8000-8010', 'p')).toThrow(/not one port/);
+  });
+
+  test('when a mount is written in short or long syntax, then read-only is read', () => {
+    expect(parseMount('./a.json:/etc/a.json:ro', 'v')).toEqual({
+      source: './a.json',
+      target: '/etc/a.json',
+      readOnly: true,
+    });
+    expect(parseMount('./a:/a:z,ro', 'v').readOnly).toBe(true);
+    expect(parseMount('./a:/a', 'v').readOnly).toBe(false);
+    expect(parseMount('./a:/a:rw', 'v').readOnly).toBe(false);
+    expect(parseMount({ source: './a', target: '/a', read_only: true }, 'v').readOnly).toBe(true);
   });
 
   test('when a Dockerfile continues lines and has comments, then instructions are joined', () => {
@@ -1192,6 +1419,89 @@ const mutations: readonly Mutation[] = [
     reports: /loads no rule_files/,
   },
   {
+    when: 'grafana is published on every interface',
+    file: 'compose',
+    from: "'127.0.0.1:3000:3000'",
+    to: "'3000:3000'",
+    check: grafanaProblems,
+    reports: /grafana is published on every interface/,
+  },
+  {
+    when: 'anonymous visitors may edit',
+    file: 'compose',
+    from: 'GF_AUTH_ANONYMOUS_ORG_ROLE: Viewer',
+    to: 'GF_AUTH_ANONYMOUS_ORG_ROLE: Editor',
+    check: grafanaProblems,
+    reports: /anonymous visitors get the Editor role/,
+  },
+  {
+    when: 'the provisioning folder is mounted where grafana does not look',
+    file: 'compose',
+    from: './deploy/grafana/provisioning:/etc/grafana/provisioning:ro',
+    to: './deploy/grafana/provisioning:/etc/grafana/provision:ro',
+    check: grafanaProblems,
+    reports:
+      /datasources\/prometheus.yml is mounted at \/etc\/grafana\/provision\/datasources\/prometheus.yml; Grafana reads datasources from \/etc\/grafana\/provisioning\/datasources\//,
+  },
+  {
+    when: 'the dashboards folder is mounted elsewhere than the provider reads',
+    file: 'compose',
+    from: './deploy/grafana/dashboards:/etc/grafana/dashboards:ro',
+    to: './deploy/grafana/dashboards:/var/lib/grafana/dashboards:ro',
+    check: grafanaProblems,
+    reports:
+      /dashboard provider ops-service reads \/etc\/grafana\/dashboards: nothing is mounted there[\s\S]*home dashboard/,
+  },
+  {
+    when: 'the dashboard provider reads another folder',
+    file: 'grafanaDashboards',
+    from: 'path: /etc/grafana/dashboards',
+    to: 'path: /etc/grafana/provisioning/dashboards',
+    check: grafanaProblems,
+    reports:
+      /reads \/etc\/grafana\/provisioning\/dashboards: deploy\/grafana\/provisioning\/dashboards in the repository/,
+  },
+  {
+    when: 'the datasource points at localhost (grafana itself, in its container)',
+    file: 'grafanaDatasources',
+    from: 'url: http://prometheus:9090',
+    to: 'url: http://localhost:9090',
+    check: grafanaProblems,
+    reports: /points at localhost, which is not the prometheus service/,
+  },
+  {
+    when: 'the datasource uses a port prometheus does not listen on',
+    file: 'grafanaDatasources',
+    from: 'url: http://prometheus:9090',
+    to: 'url: http://prometheus:9091',
+    check: grafanaProblems,
+    reports: /uses port 9091/,
+  },
+  {
+    when: 'the datasource loses its fixed uid',
+    file: 'grafanaDatasources',
+    from: 'uid: ops-prometheus',
+    to: '',
+    check: grafanaProblems,
+    reports: /has no fixed uid/,
+  },
+  {
+    when: 'the datasource interval differs from the scrape interval',
+    file: 'grafanaDatasources',
+    from: 'timeInterval: 15s',
+    to: 'timeInterval: 30s',
+    check: grafanaProblems,
+    reports: /timeInterval is 30s, prometheus scrapes every 15s/,
+  },
+  {
+    when: 'the grafana image loses its tag',
+    file: 'compose',
+    from: 'grafana/grafana:11.6.1',
+    to: 'grafana/grafana',
+    check: imageProblems,
+    reports: /service grafana: grafana\/grafana is not pinned/,
+  },
+  {
     when: 'stop_grace_period is shorter than the shutdown budget',
     file: 'compose',
     from: 'stop_grace_period: 35s',
@@ -1304,6 +1614,54 @@ const mutations: readonly Mutation[] = [
     reports: /without JetStream/,
   },
   {
+    when: 'compose turns authentication off',
+    file: 'compose',
+    from: 'AUTH_MODE: jwt',
+    to: "AUTH_MODE: 'off'",
+    check: authProblems,
+    reports: /runs with AUTH_MODE=off, not jwt/,
+  },
+  {
+    when: 'AUTH_JWKS_FILE points where nothing is mounted',
+    file: 'compose',
+    from: 'AUTH_JWKS_FILE: /etc/ops-service/auth/dev-jwks.json',
+    to: 'AUTH_JWKS_FILE: /etc/ops-service/jwks.json',
+    check: authProblems,
+    reports: /AUTH_JWKS_FILE is \/etc\/ops-service\/jwks.json: nothing is mounted there/,
+  },
+  {
+    when: 'the key set is mounted read-write',
+    file: 'compose',
+    from: 'dev-jwks.json:/etc/ops-service/auth/dev-jwks.json:ro',
+    to: 'dev-jwks.json:/etc/ops-service/auth/dev-jwks.json',
+    check: authProblems,
+    reports: /dev-jwks.json is mounted into ops-service read-write/,
+  },
+  {
+    when: 'the key set is mounted from a file that does not exist',
+    file: 'compose',
+    from: './deploy/auth/dev-jwks.json:',
+    to: './deploy/auth/jwks.json:',
+    check: authProblems,
+    reports: /is deploy\/auth\/jwks.json in the repository: no such file/,
+  },
+  {
+    when: 'the whole auth folder is mounted, private key included',
+    file: 'compose',
+    from: './deploy/auth/dev-jwks.json:/etc/ops-service/auth/dev-jwks.json:ro',
+    to: './deploy/auth:/etc/ops-service/auth:ro',
+    check: authProblems,
+    reports: /service ops-service mounts deploy\/auth, which holds the private key/,
+  },
+  {
+    when: '.dockerignore lets deploy/ into the build context',
+    file: 'dockerignore',
+    from: '\ndeploy\n',
+    to: '\n',
+    check: dockerignoreProblems,
+    reports: /lets deploy\/auth\/dev-signing-key.jwk into the build context/,
+  },
+  {
     when: '.dockerignore drops the config folder',
     file: 'dockerignore',
     from: 'node_modules\n',
@@ -1326,6 +1684,26 @@ describe('each check can fail', () => {
       expect(mutation.check(mutated).join('\n')).toMatch(mutation.reports);
     },
   );
+
+  test('when the mounted key set holds a private key, then the auth check reports it', () => {
+    const privateSet = (file: string): string | undefined =>
+      file === 'deploy/auth/dev-jwks.json'
+        ? JSON.stringify({ keys: [JSON.parse(readRepoFile(DEV_SIGNING_KEY) ?? '{}')] })
+        : readRepoFile(file);
+    expect(authProblems(stack, privateSet).join('\n')).toMatch(
+      /deploy\/auth\/dev-jwks.json keys\[0\] \(kid "local-dev-1"\) holds the private member\(s\) d/,
+    );
+  });
+
+  test('when the mounted file is not a JWK Set, then the auth check reports it', () => {
+    const reading = (text: string) => (): string => text;
+    expect(authProblems(stack, reading('{"kty":"EC"}')).join('\n')).toMatch(/is not a JWK Set/);
+    expect(authProblems(stack, reading('{"keys":[]}')).join('\n')).toMatch(/is not a JWK Set/);
+    expect(authProblems(stack, reading('not json')).join('\n')).toMatch(/is not JSON/);
+    expect(
+      authProblems(stack, reading('{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}')).join('\n'),
+    ).toMatch(/holds the private member\(s\) k[\s\S]*has no kid/);
+  });
 
   test('when the schema renames an env variable compose still sets, then the env check reports it', () => {
     const renamed = stack.leaves.map((l) =>

@@ -2,8 +2,8 @@
 // them and check that they agree with the config schema, with the real config loader, with the
 // operational contract (/work/shared/CONTRACT.md §4: probes on the main listener, the ops
 // listener never public) and with each other (ports, selectors, the shutdown budget against the
-// grace period, secrets). Each check returns its problems as text; the mutation tests at the end
-// prove each one can fail.
+// grace period, secrets, the identity provider's key set and the egress it needs). Each check
+// returns its problems as text; the mutation tests at the end prove each one can fail.
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
@@ -759,6 +759,58 @@ function networkPolicyProblems(m: Manifests): string[] {
   });
 }
 
+/** The port a JWKS URL is fetched on. */
+function urlPort(url: URL): number {
+  if (url.port !== '') return Number(url.port);
+  return url.protocol === 'https:' ? 443 : 80;
+}
+
+/**
+ * Bearer JWTs in the cluster: keys from the identity provider's JWKS URL over https (a key set
+ * fetched in plain text can be swapped on the way, and with it every token), one fetch shorter
+ * than the startup budget, and, where the NetworkPolicy restricts egress, a rule that reaches
+ * the JWKS port: the first key set is loaded before the pod is ready.
+ */
+function authProblems(m: Manifests): string[] {
+  return withConfig(m, (config) => {
+    const problems: string[] = [];
+    const { auth } = config;
+    if (auth.mode !== 'jwt') return [`AUTH_MODE is ${auth.mode}: production takes bearer JWTs`];
+    let url: URL | undefined;
+    if (auth.jwksUrl === '') {
+      problems.push("no AUTH_JWKS_URL: these manifests mount no JWKS file; use the provider's URL");
+    } else {
+      url = new URL(auth.jwksUrl);
+      if (url.protocol !== 'https:') {
+        problems.push(`AUTH_JWKS_URL ${auth.jwksUrl} is not https: the keys could be swapped`);
+      }
+    }
+    if (auth.jwksTimeoutMs >= config.lifecycle.startupTimeoutMs) {
+      problems.push(
+        `AUTH_JWKS_TIMEOUT_MS (${auth.jwksTimeoutMs} ms) is not below STARTUP_TIMEOUT_MS (${config.lifecycle.startupTimeoutMs} ms): one slow fetch takes the whole startup`,
+      );
+    }
+
+    const policy = find(m.resources, 'NetworkPolicy');
+    const spec = dict(policy?.body.spec, 'NetworkPolicy.spec');
+    const types = list(spec.policyTypes, 'policyTypes').map((t) => scalar(t, 'policyTypes'));
+    if (url !== undefined && types.includes('Egress')) {
+      const port = urlPort(url);
+      const rules = list(spec.egress, 'egress').map((r, i) => dict(r, `egress[${i}]`));
+      const reaches = rules.some((rule) => {
+        const ports = list(rule.ports, 'ports').map((p) => dict(p, 'ports[]'));
+        return ports.length === 0 || ports.some((p) => p.port === port || p.port === undefined);
+      });
+      if (!reaches) {
+        problems.push(
+          `the NetworkPolicy restricts egress and no egress rule reaches the JWKS port ${port} (${url.host}): no pod would become ready`,
+        );
+      }
+    }
+    return problems;
+  });
+}
+
 function securityProblems(m: Manifests): string[] {
   const problems: string[] = [];
   const spec = podSpec(m);
@@ -1020,6 +1072,10 @@ describe('the Kubernetes manifests agree with the config schema and the contract
     expect(networkPolicyProblems(manifests)).toEqual([]);
   });
 
+  test('when bearer tokens are verified, then the keys come over https in time and egress lets them', () => {
+    expect(authProblems(manifests)).toEqual([]);
+  });
+
   test('when the pod runs, then it is non-root (the image user), read-only, without privileges', () => {
     expect(securityProblems(manifests)).toEqual([]);
   });
@@ -1195,6 +1251,46 @@ const mutations: readonly Mutation[] = [
     to: "SHUTDOWN_DRAIN_TIMEOUT_MS: '26000'",
     check: configProblems,
     reports: /must be less than the hard stop deadline/,
+  },
+  {
+    when: 'production loses its issuer',
+    file: 'configmap.yaml',
+    from: '  AUTH_ISSUER: https://idp.example.com/\n',
+    to: '',
+    check: configProblems,
+    reports: /AUTH_MODE=jwt needs AUTH_ISSUER/,
+  },
+  {
+    when: 'production turns authentication off',
+    file: 'configmap.yaml',
+    from: 'AUTH_MODE: jwt',
+    to: "AUTH_MODE: 'off'",
+    check: configProblems,
+    reports: /AUTH_MODE=off is only allowed with APP_ENV development or test/,
+  },
+  {
+    when: 'the JWKS is fetched over plain http',
+    file: 'configmap.yaml',
+    from: 'AUTH_JWKS_URL: https://idp.example.com/',
+    to: 'AUTH_JWKS_URL: http://idp.example.com/',
+    check: authProblems,
+    reports: /AUTH_JWKS_URL http:\/\/idp.example.com\/.well-known\/jwks.json is not https/,
+  },
+  {
+    when: 'one JWKS fetch may outlast the startup budget',
+    file: 'configmap.yaml',
+    from: "  STARTUP_TIMEOUT_MS: '15000'\n",
+    to: "  STARTUP_TIMEOUT_MS: '15000'\n  AUTH_JWKS_TIMEOUT_MS: '15000'\n",
+    check: authProblems,
+    reports: /AUTH_JWKS_TIMEOUT_MS \(15000 ms\) is not below STARTUP_TIMEOUT_MS/,
+  },
+  {
+    when: 'the NetworkPolicy restricts egress without the JWKS port',
+    file: 'networkpolicy.yaml',
+    from: '    - Ingress\n',
+    to: '    - Ingress\n    - Egress\n',
+    check: authProblems,
+    reports: /no egress rule reaches the JWKS port 443 \(idp.example.com\)/,
   },
   {
     when: 'the liveness probe asks /ready',
@@ -1530,6 +1626,17 @@ describe('each check can fail', () => {
       expect(mutation.check(parseManifests(mutate(mutation))).join('\n')).toMatch(mutation.reports);
     },
   );
+
+  test('when the NetworkPolicy restricts egress but lets https out, then the auth check passes', () => {
+    const policy = texts.k8s['networkpolicy.yaml'] ?? '';
+    expect(policy).toContain('    - Ingress\n');
+    const withEgress = policy.replace(
+      '    - Ingress\n',
+      '    - Ingress\n    - Egress\n  egress:\n    - ports:\n        - port: 443\n          protocol: TCP\n',
+    );
+    const m = parseManifests({ ...texts, k8s: { ...texts.k8s, 'networkpolicy.yaml': withEgress } });
+    expect(authProblems(m)).toEqual([]);
+  });
 
   test('when a manifest file is added but not listed, then the kustomization check reports it', () => {
     const added = parseManifests({ ...texts, k8s: { ...texts.k8s, 'hpa.yaml': 'kind: X\n' } });
