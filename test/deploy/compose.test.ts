@@ -10,7 +10,7 @@ import { parse as parseYaml } from 'yaml';
 import { loadConfig } from '../../src/config/load-config';
 import { schema } from '../../src/config/schema';
 import { type SchemaLeaf, leavesOf } from '../../src/config/schema-walk';
-import { type Dict, dict, isDict, list, optionalScalar, scalar } from './narrow';
+import { type Dict, dict, imageProblem, isDict, list, optionalScalar, scalar } from './narrow';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const SERVICE = 'ops-service';
@@ -875,16 +875,6 @@ function dockerfileProblems(stack: Stack): string[] {
     }
   }
   return problems;
-}
-
-/** `name:tag`, `name@sha256:...`; the tag is after the last `:` that follows the last `/`. */
-function imageProblem(image: string, where: string): string | undefined {
-  if (image.includes('@sha256:')) return undefined;
-  const name = image.slice(image.lastIndexOf('/') + 1);
-  const tag = name.includes(':') ? name.slice(name.lastIndexOf(':') + 1) : undefined;
-  if (tag === undefined || tag === '') return `${where}: ${image} is not pinned to a tag`;
-  if (tag === 'latest') return `${where}: ${image} uses latest`;
-  return undefined;
 }
 
 function imageProblems(stack: Stack): string[] {

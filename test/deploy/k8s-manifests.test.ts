@@ -10,6 +10,7 @@ import { parseAllDocuments } from 'yaml';
 import { type AppConfig, formatProblem, loadConfig } from '../../src/config/load-config';
 import { schema } from '../../src/config/schema';
 import { type SchemaLeaf, leavesOf } from '../../src/config/schema-walk';
+import { imageProblem } from './narrow';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const K8S = 'deploy/k8s';
@@ -967,16 +968,6 @@ function availabilityProblems(m: Manifests): string[] {
     );
   }
   return problems;
-}
-
-/** `name:tag` or `name@sha256:...`; a registry port (`host:5000/app`) is not a tag. */
-function imageProblem(image: string, where: string): string | undefined {
-  if (image.includes('@sha256:')) return undefined;
-  const name = image.slice(image.lastIndexOf('/') + 1);
-  const tag = name.includes(':') ? name.slice(name.lastIndexOf(':') + 1) : undefined;
-  if (tag === undefined || tag === '') return `${where}: ${image} is not pinned to a tag`;
-  if (tag === 'latest') return `${where}: ${image} uses latest`;
-  return undefined;
 }
 
 function imageProblems(m: Manifests): string[] {

@@ -40,3 +40,13 @@ export function stringMap(value: unknown, where: string): Record<string, string>
   }
   return out;
 }
+
+/** `name:tag` or `name@sha256:...`; the tag is after the last `:` that follows the last `/` (a registry port, `host:5000/app`, is not a tag). */
+export function imageProblem(image: string, where: string): string | undefined {
+  if (image.includes('@sha256:')) return undefined;
+  const name = image.slice(image.lastIndexOf('/') + 1);
+  const tag = name.includes(':') ? name.slice(name.lastIndexOf(':') + 1) : undefined;
+  if (tag === undefined || tag === '') return `${where}: ${image} is not pinned to a tag`;
+  if (tag === 'latest') return `${where}: ${image} uses latest`;
+  return undefined;
+}
