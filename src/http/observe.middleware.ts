@@ -29,6 +29,7 @@ import type { RequestTracker } from './request-tracker';
 import { authenticatedCaller } from './caller';
 import { authFailureOf, subjectHash } from './edge/auth.middleware';
 import { routeOf } from './route-of';
+import { createLogWindow } from '../telemetry/log-window';
 import type { Logger } from '../telemetry/logger';
 import type { Telemetry } from '../telemetry/telemetry';
 import type { RequestLocals } from './request-context.middleware';
@@ -76,6 +77,9 @@ interface ObservedLocals extends RequestLocals {
   observed?: ObservedRequest;
 }
 
+/** At most one `http.rate_limited` line per window, with the count of 429s since the last one. */
+export const RATE_LIMITED_LOG_WINDOW_MS = 10_000;
+
 // The span's start attributes, one object per method (the tracer copies them into the span).
 const startAttributes = new Map<string, Attributes>();
 function startAttributesOf(method: string): Attributes {
@@ -99,6 +103,19 @@ export function observe(
   tracker: RequestTracker,
 ): RequestHandler {
   const { tracer, metrics } = telemetry;
+  // The limiter answers before routing: the last request's method and path (cut) say what it was.
+  const rateLimited = createLogWindow<{ method: string; path: string }>(
+    RATE_LIMITED_LOG_WINDOW_MS,
+    (count, last) =>
+      logger.warn('http.rate_limited', {
+        error_code: 'RATE_LIMITED',
+        error_category: 'expected',
+        rate_limited: count,
+        last_method: last.method,
+        last_path: last.path.slice(0, 64),
+        window_ms: RATE_LIMITED_LOG_WINDOW_MS,
+      }),
+  );
 
   const finish = (res: Response): void => {
     const locals = res.locals as ObservedLocals;
@@ -147,7 +164,11 @@ export function observe(
       line.error_code = locals.errorCode;
       line.error_category = ERROR_CATALOGUE[locals.errorCode].category;
     }
-    logger[levelOf(status, aborted, locals.errorCode)]('http.request', line);
+    // A client over its rate limit can send thousands of requests a second: their answers are
+    // one line per window (`http.rate_limited`), not one each; the metrics count every one.
+    if (locals.errorCode === 'RATE_LIMITED')
+      rateLimited.note({ method: req.method, path: req.path });
+    else logger[levelOf(status, aborted, locals.errorCode)]('http.request', line);
     if (locals.tracked !== undefined) tracker.end(locals.tracked);
   };
   // EventEmitter calls a listener with the emitter as `this`: the response.

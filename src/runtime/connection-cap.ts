@@ -5,6 +5,7 @@
 // the ops listener, the database pool and the logs working.
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
+import { createLogWindow } from '../telemetry/log-window';
 import type { Logger } from '../telemetry/logger';
 import type { ServiceMetrics } from '../telemetry/metrics';
 
@@ -49,28 +50,20 @@ export function capConnections(
   }
   server.maxConnections = cap;
 
-  let pending = 0;
-  let lastRemote: string | undefined;
-  let quiet: NodeJS.Timeout | undefined;
-  const report = (): void => {
-    logger.warn('http.connections_refused', {
-      refused: pending,
-      max_connections: cap,
-      last_remote_address: lastRemote,
-      window_ms: REFUSAL_LOG_WINDOW_MS,
-    });
-    pending = 0;
-    quiet = setTimeout(() => {
-      quiet = undefined;
-      if (pending > 0) report();
-    }, REFUSAL_LOG_WINDOW_MS);
-    quiet.unref();
-  };
+  const refusals = createLogWindow<string | undefined>(
+    REFUSAL_LOG_WINDOW_MS,
+    (refused, lastRemote) => {
+      logger.warn('http.connections_refused', {
+        refused,
+        max_connections: cap,
+        last_remote_address: lastRemote,
+        window_ms: REFUSAL_LOG_WINDOW_MS,
+      });
+    },
+  );
   server.on('drop', (data?: { remoteAddress?: string }) => {
     metrics.countRefusedConnection();
-    pending += 1;
-    lastRemote = data?.remoteAddress;
-    if (quiet === undefined) report();
+    refusals.note(data?.remoteAddress);
   });
   return cap;
 }

@@ -17,6 +17,7 @@ import { drainDeadlineOf } from '../../machines/lifecycle.machine';
 import { harness, toReady, type Harness } from '../helpers/lifecycle-harness';
 import { rawRequest } from '../helpers/raw-http';
 import { testApp } from '../helpers/test-app';
+import { RATE_LIMITED_LOG_WINDOW_MS } from '../../src/http/observe.middleware';
 
 async function ready(): Promise<Harness> {
   const h = harness();
@@ -405,6 +406,40 @@ describe('rate limit', () => {
     expect(params.t).toBeLessThanOrEqual(1);
     await delay(1100);
     expect((await request(app).get('/r')).status).toBe(200);
+  });
+
+  it('when a client keeps going over its limit, then its 429s are one http.rate_limited line per window with the count, not an access log line each, and the metric counts every one', async () => {
+    const h = await ready();
+    const router = Router();
+    router.get('/r', (_req, res) => {
+      res.json({ ok: true });
+    });
+    const { app, log, telemetry } = testApp(h.actor, {
+      routers: [router],
+      env: { RATE_LIMIT_MAX: '2' },
+    });
+    for (let i = 0; i < 2 + 50; i += 1) await request(app).get('/r');
+    const events = log.records().map((r) => r.event);
+    expect(events.filter((e) => e === 'http.request')).toHaveLength(2);
+    const summaries = log.records().filter((r) => r.event === 'http.rate_limited');
+    // The first 429 is reported at once; the other 49 wait for the end of the window.
+    expect(summaries).toEqual([
+      expect.objectContaining({
+        level: 'warn',
+        error_code: 'RATE_LIMITED',
+        rate_limited: 1,
+        last_method: 'GET',
+        last_path: '/r',
+        window_ms: RATE_LIMITED_LOG_WINDOW_MS,
+      }),
+    ]);
+    expect(summaries[0]).not.toHaveProperty('request_id');
+    const metrics = (
+      await request((req: http.IncomingMessage, res: http.ServerResponse) =>
+        telemetry.serveMetrics(req, res),
+      ).get('/metrics')
+    ).text;
+    expect(metrics).toMatch(/ops_errors_total\{[^}]*error_code="RATE_LIMITED"[^}]*\} 50/);
   });
 
   it('when no proxy is trusted, then X-Forwarded-For does not change the client: every request counts against the TCP peer', async () => {
