@@ -1,7 +1,8 @@
-// The database of scenarios (e) and (f), owned by the orchestrator (bench/run.ts): a database of
-// its own, `ops_bench_<random hex>`, created on the PostgreSQL server of the admin URL (by default
-// the `test` database on 127.0.0.1:5432, only used to run CREATE/DROP DATABASE), emptied before
-// each scenario and dropped at the end. Nothing outside that database is read or written.
+// The database of the orders scenarios (e)-(h), owned by the orchestrator (bench/run.ts): a
+// database of its own, `ops_bench_<random hex>`, created on the PostgreSQL server of the admin URL
+// (by default the `test` database on 127.0.0.1:5432, only used to run CREATE/DROP DATABASE),
+// emptied before each scenario and dropped at the end. Nothing outside that database is read or
+// written.
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -19,6 +20,11 @@ export interface TableCounts {
   readonly keysTotal: number;
 }
 
+export interface TenantCounts {
+  readonly orders: number;
+  readonly keys: number;
+}
+
 export interface BenchDatabase {
   readonly name: string;
   /** For DATABASE_URL: the admin URL with this database's name as its path. */
@@ -28,6 +34,8 @@ export interface BenchDatabase {
   /** migrations/*.sql in file order, each in its own transaction, as the service's runner would. */
   applyMigrations(migrationsDir: string): Promise<string[]>;
   counts(): Promise<TableCounts>;
+  /** Orders and idempotency keys that belong to `tenant` (migration 007's tenant_id). */
+  tenantCounts(tenant: string): Promise<TenantCounts>;
   /** DROP DATABASE ... WITH (FORCE); idempotent. */
   drop(): Promise<void>;
 }
@@ -106,6 +114,18 @@ export async function createBenchDatabase(adminUrl: string): Promise<BenchDataba
           keysCompleted: Number(row.keysCompleted),
           keysTotal: Number(row.keysTotal),
         };
+      });
+    },
+    tenantCounts(tenant) {
+      return withClient(url, async (client) => {
+        const { rows } = await client.query<Record<keyof TenantCounts, string>>(
+          `SELECT (SELECT count(*) FROM orders WHERE tenant_id = $1) AS "orders",
+                  (SELECT count(*) FROM idempotency_keys WHERE tenant_id = $1) AS "keys"`,
+          [tenant],
+        );
+        const row = rows[0];
+        if (row === undefined) throw new Error('tenantCounts: no row');
+        return { orders: Number(row.orders), keys: Number(row.keys) };
       });
     },
     drop() {

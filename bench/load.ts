@@ -1,7 +1,8 @@
 // The load generator: its own process, so its CPU time never lands in the server's accounting.
-// A fixed number of GETs (or POSTs of a JSON body with a unique Idempotency-Key each, when the job
-// has `post`) over `concurrency` keep-alive connections (one http.Agent), each of the
-// `concurrency` loops sending its next request as soon as the previous one is answered.
+// A fixed number of GETs (or POSTs of a JSON body with a unique Idempotency-Key each, plus the
+// job's extra headers if any, e.g. a bearer token, when the job has `post`) over `concurrency`
+// keep-alive connections (one http.Agent), each of the `concurrency` loops sending its next
+// request as soon as the previous one is answered.
 //   warm-up (not measured) -> settle -> GET /bench/cpu -> measured load -> settle -> GET /bench/cpu
 // Latency is per request, from http.get to the end of the response body (process.hrtime.bigint).
 // The CPU_PATH calls are not counted. Started by bench/run.ts with the job as JSON in argv[2];
@@ -40,8 +41,15 @@ function post(
   path: string,
   body: Buffer,
   key: string,
+  extra: Readonly<Record<string, string>> | undefined,
 ): Promise<number> {
   return new Promise((resolve, reject) => {
+    const headers: http.OutgoingHttpHeaders = {
+      'content-type': 'application/json',
+      'content-length': body.length,
+      'idempotency-key': key,
+    };
+    if (extra !== undefined) Object.assign(headers, extra);
     const req = http.request(
       {
         host: '127.0.0.1',
@@ -49,11 +57,7 @@ function post(
         path,
         method: 'POST',
         agent,
-        headers: {
-          'content-type': 'application/json',
-          'content-length': body.length,
-          'idempotency-key': key,
-        },
+        headers,
       },
       (res) => {
         res.once('error', reject);
@@ -91,7 +95,10 @@ async function readCpu(agent: http.Agent, port: number): Promise<CpuReport> {
   return body;
 }
 
-/** One request of the job: a GET, or a POST with the key `<keyPrefix>-<tag><index>`. */
+/**
+ * One request of the job: a GET, or a POST with the key `<keyPrefix>-<tag><index>` and the spec's
+ * extra headers.
+ */
 function sender(
   agent: http.Agent,
   job: LoadJob,
@@ -101,7 +108,7 @@ function sender(
   if (spec === undefined) return () => get(agent, job.port, job.path);
   const body = Buffer.from(spec.body, 'utf8');
   const prefix = `${spec.keyPrefix}-${tag}`;
-  return (index) => post(agent, job.port, job.path, body, `${prefix}${index}`);
+  return (index) => post(agent, job.port, job.path, body, `${prefix}${index}`, spec.headers);
 }
 
 /** Sends `total` requests over `job.concurrency` loops; latencies (ms) go into `latencies`. */

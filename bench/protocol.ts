@@ -17,7 +17,7 @@ export const NOOP_BODY: Readonly<Record<string, string | number>> = Object.freez
   n: 1,
 });
 
-/** The orders route measured in scenarios (e) and (f) (contract section 6). */
+/** The orders route measured in scenarios (e)-(h) (contract section 6). */
 export const ORDERS_PATH = '/v1/orders';
 /** A valid POST /v1/orders body of 3 items, the same for every request (only the key changes). */
 export const ORDER_BODY = Object.freeze({
@@ -55,6 +55,11 @@ export interface ListeningMessage {
 export interface PostSpec {
   readonly body: string;
   readonly keyPrefix: string;
+  /**
+   * More request headers, the same on every POST (lower-case names), e.g. `authorization` in
+   * scenario (h). Absent: only content-type, content-length and idempotency-key.
+   */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 /** Orchestrator -> load generator (argv[2], JSON). */
@@ -145,8 +150,17 @@ export function isRateLimitStoreReport(value: unknown): value is RateLimitStoreR
   );
 }
 
+function isHeaders(value: unknown): value is Readonly<Record<string, string>> {
+  return isRecord(value) && Object.values(value).every((header) => typeof header === 'string');
+}
+
 function isPostSpec(value: unknown): value is PostSpec {
-  return isRecord(value) && typeof value.body === 'string' && typeof value.keyPrefix === 'string';
+  return (
+    isRecord(value) &&
+    typeof value.body === 'string' &&
+    typeof value.keyPrefix === 'string' &&
+    (value.headers === undefined || isHeaders(value.headers))
+  );
 }
 
 export function isLoadJob(value: unknown): value is LoadJob {

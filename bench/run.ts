@@ -11,6 +11,9 @@
 //   (e) ops-service with the orders module (bench-service.js --orders), no OTLP endpoint
 //   (f) minimal Express 5 + pg.Pool doing the same inserts in one transaction (minimal-orders.ts)
 //   (g) opt-in reference: (f) on (e)'s database protocol (named prepared statements, pipelined)
+//   (h) opt-in: (e) with AUTH_MODE=jwt, every POST carrying one ES256 bearer token (scope
+//       orders:write) signed once before the first round with the development key
+//       (scripts/dev-token.ts, deploy/auth/): what verifying the token costs per order, (h)/(e)
 // in BENCH_ORDER_ROUNDS rounds (scenario order alternating), and its goal: (e)'s median req/s >=
 // 85% of (f)'s.
 // Knobs (environment): BENCH_REQUESTS (20000), BENCH_WARMUP (2000), BENCH_SCENARIOS ("abcdef"),
@@ -23,6 +26,13 @@ import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
+import {
+  DEV_AUDIENCE,
+  DEV_ISSUER,
+  DEV_JWKS_FILE,
+  DEV_TENANT_CLAIM,
+  signDevToken,
+} from '../scripts/dev-token';
 import { loadConfig, packageRoot } from '../src/config/load-config';
 import { type BenchDatabase, createBenchDatabase } from './bench-db';
 import {
@@ -67,6 +77,12 @@ const DB_TIMEOUT_MS = 20_000;
 const CLEANUP_TIMEOUT_MS = 5_000;
 /** (e) req/s must be at least this share of (f) req/s. */
 const THROUGHPUT_GOAL = 0.85;
+/** (h): the tenant and subject of the bench's bearer token, and the one scope it carries. */
+const BENCH_TENANT = 'bench-tenant';
+const BENCH_SUBJECT = 'bench-load';
+const BENCH_SCOPE = 'orders:write';
+/** (h): the token outlives the whole run (TOTAL_TIMEOUT_MS) by far. */
+const BENCH_TOKEN_TTL_SECONDS = 3_600;
 
 const GOALS = [
   { id: 'c', max: 1.25 },
@@ -126,7 +142,7 @@ const SCENARIOS: readonly Scenario[] = [
   },
 ];
 
-type OrdersScenarioId = 'e' | 'f' | 'g';
+type OrdersScenarioId = 'e' | 'f' | 'g' | 'h';
 
 interface OrdersScenario {
   readonly id: OrdersScenarioId;
@@ -134,6 +150,8 @@ interface OrdersScenario {
   readonly entry: 'bench-service.js' | 'minimal-orders.js';
   /** (g): the minimal handler on the service's database protocol (prepared, pipelined). */
   readonly serviceProtocol?: boolean;
+  /** (h): the service with AUTH_MODE=jwt, every POST with the bench's bearer token. */
+  readonly auth?: boolean;
 }
 
 const ORDERS_SCENARIOS: readonly OrdersScenario[] = [
@@ -146,12 +164,21 @@ const ORDERS_SCENARIOS: readonly OrdersScenario[] = [
     entry: 'minimal-orders.js',
     serviceProtocol: true,
   },
+  {
+    // Opt-in (not in the default set): (e) with bearer-token authentication on.
+    id: 'h',
+    label: '(h) ops-service + orders, AUTH_MODE=jwt',
+    entry: 'bench-service.js',
+    auth: true,
+  },
 ];
 
 interface OrdersRow extends Measured {
   readonly scenario: OrdersScenario;
   /** Req/s of each round, in round order (the row's figures are the medians over them). */
   readonly rounds: readonly number[];
+  /** CPU µs/req of each round, in round order. */
+  readonly cpuRounds: readonly number[];
 }
 
 interface Row {
@@ -307,7 +334,35 @@ function serviceDefaults(): { poolMax: number; retentionMs: number } {
   };
 }
 
+/**
+ * (h): the service checks bearer tokens against the development key set, with the issuer,
+ * audience and tenant claim that scripts/dev-token.ts signs (deploy/auth/README.md). The
+ * BENCH_SERVICE_ENV overrides still come last (e.g. AUTH_AUDIENCE=other shows the run failing).
+ */
+function authEnv(): Record<string, string> {
+  return {
+    AUTH_MODE: 'jwt',
+    AUTH_JWKS_FILE: path.join(packageRoot(), DEV_JWKS_FILE),
+    AUTH_ISSUER: DEV_ISSUER,
+    AUTH_AUDIENCE: DEV_AUDIENCE,
+    AUTH_TENANT_CLAIM: DEV_TENANT_CLAIM,
+  };
+}
+
 function ordersServerSpec(scenario: OrdersScenario, database: BenchDatabase): ServerSpec {
+  if (scenario.entry === 'bench-service.js' && scenario.auth === true) {
+    return {
+      entry: scenario.entry,
+      env: {
+        ...serverEnv({}, undefined),
+        DATABASE_URL: database.url,
+        ...authEnv(),
+        ...serviceEnvOverrides(),
+      },
+      args: ['--orders'],
+      waitReady: true,
+    };
+  }
   if (scenario.entry === 'bench-service.js') {
     return {
       entry: scenario.entry,
@@ -330,11 +385,18 @@ function ordersServerSpec(scenario: OrdersScenario, database: BenchDatabase): Se
   };
 }
 
-/**
- * One POST on a fresh connection before the load: 201, Location, the order JSON with the
- * contract's members and the right total. Both servers must answer alike for the comparison.
- */
-function smokeOrder(port: number, key: string): Promise<string | undefined> {
+interface Answer {
+  readonly status: number;
+  readonly headers: http.IncomingHttpHeaders;
+  readonly text: string;
+}
+
+/** One POST of ORDER_BODY on a fresh connection (agent: false), closed after the answer. */
+function postOnce(
+  port: number,
+  key: string,
+  extra: Readonly<Record<string, string>> | undefined,
+): Promise<Answer> {
   const body = Buffer.from(JSON.stringify(ORDER_BODY));
   return new Promise((resolve, reject) => {
     const req = http.request(
@@ -348,29 +410,18 @@ function smokeOrder(port: number, key: string): Promise<string | undefined> {
           'content-type': 'application/json',
           'content-length': body.length,
           'idempotency-key': key,
+          ...extra,
         },
       },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
         res.once('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let order: Record<string, unknown> = {};
-          try {
-            order = JSON.parse(text) as Record<string, unknown>;
-          } catch {
-            // reported below
-          }
-          const members = Object.keys(order).join(',');
-          if (res.statusCode !== 201) resolve(`answered ${res.statusCode}: ${text.slice(0, 300)}`);
-          else if (members !== ORDER_MEMBERS.join(',')) resolve(`order members ${members}`);
-          else if (res.headers.location !== `/v1/orders/${String(order.id)}`)
-            resolve(`Location ${res.headers.location}`);
-          else if (!Array.isArray(order.items) || order.items.length !== ORDER_BODY.items.length)
-            resolve(`items ${JSON.stringify(order.items)}`);
-          else if (order.total_cents !== EXPECTED_TOTAL)
-            resolve(`total ${String(order.total_cents)}`);
-          else resolve(undefined);
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            text: Buffer.concat(chunks).toString('utf8'),
+          });
         });
       },
     );
@@ -380,12 +431,57 @@ function smokeOrder(port: number, key: string): Promise<string | undefined> {
   });
 }
 
+/**
+ * One POST on a fresh connection before the load: 201, Location, the order JSON with the
+ * contract's members and the right total. Every server must answer alike for the comparison.
+ */
+async function smokeOrder(
+  port: number,
+  key: string,
+  extra: Readonly<Record<string, string>> | undefined,
+): Promise<string | undefined> {
+  const answer = await postOnce(port, key, extra);
+  let order: Record<string, unknown> = {};
+  try {
+    order = JSON.parse(answer.text) as Record<string, unknown>;
+  } catch {
+    // reported below
+  }
+  const members = Object.keys(order).join(',');
+  if (answer.status !== 201) return `answered ${answer.status}: ${answer.text.slice(0, 300)}`;
+  if (members !== ORDER_MEMBERS.join(',')) return `order members ${members}`;
+  if (answer.headers.location !== `/v1/orders/${String(order.id)}`)
+    return `Location ${answer.headers.location}`;
+  if (!Array.isArray(order.items) || order.items.length !== ORDER_BODY.items.length)
+    return `items ${JSON.stringify(order.items)}`;
+  if (order.total_cents !== EXPECTED_TOTAL) return `total ${String(order.total_cents)}`;
+  return undefined;
+}
+
+/**
+ * (h), before the load: a POST without a token must be refused (401 and a Bearer challenge), or
+ * the server is not checking tokens and (h) would measure (e) again. It writes nothing (the
+ * authentication step answers before the body is read).
+ */
+async function refusedWithoutToken(port: number, key: string): Promise<string | undefined> {
+  const answer = await postOnce(port, key, undefined);
+  const challenge = answer.headers['www-authenticate'] ?? '';
+  if (answer.status !== 401 || !/^Bearer /.test(challenge)) {
+    return (
+      `a POST without a token answered ${answer.status} (WWW-Authenticate ` +
+      `${JSON.stringify(challenge)}), not 401 with a Bearer challenge: authentication is not on`
+    );
+  }
+  return undefined;
+}
+
 /** One round of one scenario: an empty database, a fresh server, the load, the rows checked. */
 async function runOrdersScenario(
   scenario: OrdersScenario,
   database: BenchDatabase,
+  bearer: string | undefined,
   problems: string[],
-): Promise<{ measured: Measured; notes: string[] }> {
+): Promise<{ measured: Measured | undefined; notes: string[] }> {
   const notes: string[] = [];
   // Every run starts from an empty database: (e)'s startup check applies the migrations, the
   // minimal handler's tables are made here from the same files.
@@ -398,10 +494,19 @@ async function runOrdersScenario(
     );
   }
   const keyPrefix = `bench-${scenario.id}-${randomBytes(4).toString('hex')}`;
+  let headers: Readonly<Record<string, string>> | undefined;
+  if (scenario.auth === true) {
+    if (bearer === undefined) throw new Error('no bearer token was signed');
+    headers = { authorization: `Bearer ${bearer}` };
+  }
   let server: RunningServer | undefined;
   try {
     server = await startServer(ordersServerSpec(scenario, database));
-    const smoke = await smokeOrder(server.port, `${keyPrefix}-smoke`);
+    if (scenario.auth === true) {
+      const open = await refusedWithoutToken(server.port, `${keyPrefix}-anonymous`);
+      if (open !== undefined) throw new Error(`POST ${ORDERS_PATH} before the load: ${open}`);
+    }
+    const smoke = await smokeOrder(server.port, `${keyPrefix}-smoke`, headers);
     if (smoke !== undefined) throw new Error(`POST ${ORDERS_PATH} before the load: ${smoke}`);
     const result = await runLoad({
       port: server.port,
@@ -411,9 +516,24 @@ async function runOrdersScenario(
       concurrency: ORDER_CONCURRENCY,
       settleMs: SETTLE_MS,
       timeoutMs: LOAD_TIMEOUT_MS,
-      post: { body: JSON.stringify(ORDER_BODY), keyPrefix },
+      post: {
+        body: JSON.stringify(ORDER_BODY),
+        keyPrefix,
+        ...(headers === undefined ? {} : { headers }),
+      },
     });
     checkStatuses(`${scenario.label} POST ${ORDERS_PATH}`, result, 201, problems);
+    // (h): a refused token makes a cheap 401 instead of an order; such a run measured refusals,
+    // so it is a PROBLEM and is left out of the figures.
+    const refused =
+      scenario.auth === true ? (result.statuses['401'] ?? 0) + (result.statuses['403'] ?? 0) : 0;
+    if (refused > 0) {
+      problems.push(
+        `${scenario.label}: ${refused} of ${result.count} measured POSTs were REFUSED ` +
+          `(401/403): the service did not accept the bench's bearer token (AUTH_* settings and ` +
+          `the token disagree); this run measured refusals, not orders, and is left out of the table`,
+      );
+    }
     const measured = measuredOf(result);
     await stopServer(server);
     if (scenario.entry === 'bench-service.js') {
@@ -440,7 +560,22 @@ async function runOrdersScenario(
     ) {
       problems.push(`${scenario.label}: rows in the database differ from the requests sent`);
     }
-    return { measured, notes };
+    if (scenario.auth === true) {
+      // Every order and key belongs to the token's tenant: the caller came from the token.
+      const tenant = await within(
+        database.tenantCounts(BENCH_TENANT),
+        DB_TIMEOUT_MS,
+        'counting rows',
+      );
+      notes.push(
+        `${scenario.label}: ${tenant.orders} orders and ${tenant.keys} idempotency keys of the ` +
+          `token's tenant ${BENCH_TENANT} (expected ${expected} each)`,
+      );
+      if (tenant.orders !== expected || tenant.keys !== expected) {
+        problems.push(`${scenario.label}: not every row belongs to the token's tenant`);
+      }
+    }
+    return { measured: refused > 0 ? undefined : measured, notes };
   } finally {
     if (server !== undefined) await stopServer(server);
   }
@@ -452,6 +587,7 @@ function ordersRowOf(scenario: OrdersScenario, runs: readonly Measured[]): Order
   return {
     scenario,
     rounds: runs.map((run) => run.requestsPerSecond),
+    cpuRounds: runs.map((run) => run.cpuMicrosPerRequest),
     cpuMicrosPerRequest: of((run) => run.cpuMicrosPerRequest),
     requestsPerSecond: of((run) => run.requestsPerSecond),
     p50Ms: of((run) => run.p50Ms),
@@ -461,6 +597,31 @@ function ordersRowOf(scenario: OrdersScenario, runs: readonly Measured[]): Order
 }
 
 let activeDatabase: BenchDatabase | undefined;
+
+/**
+ * (h): one bearer token for the whole run, signed before the first round with the repository's
+ * development key (scripts/dev-token.ts), so signing is never inside a measurement. A failure
+ * here is left to (h): every run of it then fails loudly with "no bearer token was signed".
+ */
+async function benchToken(notes: string[]): Promise<string | undefined> {
+  try {
+    const signed = await signDevToken({
+      tenant: BENCH_TENANT,
+      scopes: [BENCH_SCOPE],
+      subject: BENCH_SUBJECT,
+      ttlSeconds: BENCH_TOKEN_TTL_SECONDS,
+    });
+    notes.push(
+      `orders (h): one ES256 bearer token (kid ${signed.kid}, tenant ${BENCH_TENANT}, scope ` +
+        `${BENCH_SCOPE}, expires ${new Date(signed.expiresAt * 1000).toISOString()}) on every ` +
+        `POST; the service checks it against ${DEV_JWKS_FILE}`,
+    );
+    return signed.token;
+  } catch (error) {
+    notes.push(`orders (h): signing the bench token failed: ${errorText(error)}`);
+    return undefined;
+  }
+}
 
 /**
  * ORDER_ROUNDS rounds; each runs every scenario once, in the listed order in odd rounds and the
@@ -482,12 +643,13 @@ async function runOrders(
   activeDatabase = database;
   const runs = new Map<OrdersScenarioId, Measured[]>(scenarios.map((s) => [s.id, []]));
   try {
+    const bearer = scenarios.some((s) => s.auth === true) ? await benchToken(notes) : undefined;
     for (let round = 1; round <= ORDER_ROUNDS; round += 1) {
       const order = round % 2 === 1 ? scenarios : [...scenarios].reverse();
       for (const scenario of order) {
         try {
-          const outcome = await runOrdersScenario(scenario, database, problems);
-          runs.get(scenario.id)?.push(outcome.measured);
+          const outcome = await runOrdersScenario(scenario, database, bearer, problems);
+          if (outcome.measured !== undefined) runs.get(scenario.id)?.push(outcome.measured);
           notes.push(...outcome.notes.map((note) => `round ${round}, ${note}`));
         } catch (error) {
           problems.push(`round ${round}, ${scenario.label}: ${errorText(error)}`.trim());
@@ -562,7 +724,7 @@ function ordersTable(rows: readonly OrdersRow[], minimal: number | undefined): s
   return markdownTable(header, lines);
 }
 
-/** (e)'s req/s over another row's, round by round (both ran in each round, back to back). */
+/** One row's req/s over another's, round by round (both ran in each round, back to back). */
 function roundRatios(service: OrdersRow, other: OrdersRow): number[] {
   const count = Math.min(service.rounds.length, other.rounds.length);
   return Array.from(
@@ -599,6 +761,43 @@ function ordersGoal(rows: readonly OrdersRow[]): string[] {
           .join(', ')})`,
     );
   }
+  return out;
+}
+
+/** (h) against (e): what verifying the bearer token costs per order, in the server's CPU. */
+function authCost(rows: readonly OrdersRow[], selected: boolean): string[] {
+  if (!selected) return [];
+  const open = rows.find((r) => r.scenario.id === 'e');
+  const authed = rows.find((r) => r.scenario.id === 'h');
+  const out = [`Authentication, CPU µs per POST ${ORDERS_PATH} of (h) against (e):`];
+  if (authed === undefined) {
+    out.push('- (h)/(e): not measured (no run of (h) succeeded: see PROBLEM below)');
+    return out;
+  }
+  if (open === undefined) {
+    out.push('- (h)/(e): not measured ((e) did not run; BENCH_SCENARIOS=eh runs both)');
+    return out;
+  }
+  const count = Math.min(open.cpuRounds.length, authed.cpuRounds.length);
+  const pairs = Array.from({ length: count }, (_, i) => ({
+    open: open.cpuRounds[i] ?? Number.NaN,
+    authed: authed.cpuRounds[i] ?? Number.NaN,
+  }));
+  const increment = authed.cpuMicrosPerRequest - open.cpuMicrosPerRequest;
+  out.push(
+    `- (h)/(e), medians: ${fixed(authed.cpuMicrosPerRequest / open.cpuMicrosPerRequest, 2)} ` +
+      `(${fixed(authed.cpuMicrosPerRequest, 0)} vs ${fixed(open.cpuMicrosPerRequest, 0)} µs, ` +
+      `${increment >= 0 ? '+' : ''}${fixed(increment, 0)} µs per order)`,
+    `- (h)/(e) round by round: ${pairs.map((p) => fixed(p.authed / p.open, 2)).join(', ')}; ` +
+      `(h) − (e) in the same round, median: ${fixed(
+        median(pairs.map((p) => p.authed - p.open)),
+        0,
+      )} µs per order`,
+    `- req/s, (h)/(e): ${fixed(authed.requestsPerSecond / open.requestsPerSecond, 2)} ` +
+      `(round by round: ${roundRatios(authed, open)
+        .map((value) => fixed(value, 2))
+        .join(', ')})`,
+  );
   return out;
 }
 
@@ -670,6 +869,14 @@ async function main(): Promise<number> {
     console.log('');
     console.log(ordersGoal(ordersRows).join('\n'));
     console.log('');
+    const auth = authCost(
+      ordersRows,
+      ordersScenarios.some((s) => s.auth === true),
+    );
+    if (auth.length > 0) {
+      console.log(auth.join('\n'));
+      console.log('');
+    }
   }
   for (const note of notes) console.log(`- ${note}`);
   for (const problem of problems) console.log(`- PROBLEM: ${problem}`);
