@@ -11,6 +11,12 @@ import type { Telemetry } from './telemetry/telemetry';
 export interface Worker {
   readonly name: string;
   stop(): Promise<void>;
+  /**
+   * The drain was cut short (drain timeout, second signal): give up the current unit now, so it
+   * holds no connection the resources are about to close. Its work is retried by the next run of
+   * whichever process comes next (outbox rows stay unpublished, messages are redelivered).
+   */
+  abort?(): void;
 }
 
 /** Something that must answer before the service is ready (the database). */

@@ -260,6 +260,7 @@ export async function startRuntime(
       abortInFlight: () => {
         tracker.abortAll(new Error('shutdown: the drain deadline passed'));
         mainServer.closeAllConnections();
+        workers.abortAll();
       },
       exitProcess: ({ context }) => {
         void (async () => {

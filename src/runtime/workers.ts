@@ -9,6 +9,8 @@ export interface WorkerStopper {
   stopAll(): Promise<void>;
   /** The workers not stopped yet. */
   pending(): string[];
+  /** Tells every worker still running to give up its current unit (the drain was cut short). */
+  abortAll(): void;
 }
 
 export function createWorkerStopper(workers: readonly Worker[], logger: Logger): WorkerStopper {
@@ -34,5 +36,8 @@ export function createWorkerStopper(workers: readonly Worker[], logger: Logger):
       return stopping;
     },
     pending: () => workers.filter((worker) => !stopped.has(worker)).map((worker) => worker.name),
+    abortAll() {
+      for (const worker of workers) if (!stopped.has(worker)) worker.abort?.();
+    },
   };
 }

@@ -141,6 +141,7 @@ async function concludeShutdown(
   );
   const database = outcomes.find((o) => o.resource === 'database');
   run.fact('databaseCloseMs', database?.closeMs);
+  run.fact('databaseClosed', database?.event === 'resource.closed');
   run.check(
     'the log says what happened to the database pool: closed, or close_timeout with the connections still checked out',
     database !== undefined &&
@@ -207,12 +208,11 @@ created once. What matters is *why* requests outlived the budget: here a lock he
 life slow queries, a hung dependency without a timeout, or a budget shorter than the slowest
 legitimate request.
 
-Workers still busy at the deadline are not aborted (here the outbox relay, waiting on the same
-lock: \`shutdown.pending_work\` lists it under \`workers\`) and keep their database connection, so
-closing the pool waits for its share of \`SHUTDOWN_CLOSE_TIMEOUT_MS\` and then gives up: most of
-the time between \`shutdown.drain_timeout\` and the exit goes there. The log says so:
-\`resource.close_timeout\` for the database with \`reason\` naming the connections still
-checked out.
+Workers still busy at the deadline are aborted with the requests (here the outbox relay, waiting
+on the same lock: its transaction is abandoned and rolls back, and its events are published by
+the next process), so no unit of work keeps a database connection and the pool closes at once.
+Were a connection still checked out, the log would say so: \`resource.close_timeout\` for the
+database with \`reason\` naming the connections.
 `,
   actions: [
     'Find what was running: `shutdown.pending_work` lists the requests (method, route, age, `request_id`) and workers; follow a `request_id` to its own log lines and trace. See [What is holding shutdown](../shutdown.md#what-is-holding-shutdown).',
@@ -270,7 +270,7 @@ export const secondSignal: Drill = {
   },
   headline(run) {
     const f = run.facts;
-    return `The second SIGTERM skipped the rest of the delay and the drain: \`shutdown.drain_timeout\` with \`cause=${String(f.drainTimeoutCause)}\`, \`drain_ms=${String(f.drainMs)}\`, \`aborted=${String(f.aborted)}\`; the resources were closed in order (the database pool given up after ${String(f.databaseCloseMs)} ms if a worker still held a connection: \`resource.close_timeout\`) and telemetry flushed, and the process exited ${String(f.exitCode)} ${String(f.exitAfterMs)} ms after the second signal. The ${String(f.clientsCutOff)} orders in flight got the connection closed (${String(f.clientsCutOffErrors)}) and rolled back.`;
+    return `The second SIGTERM skipped the rest of the delay and the drain: \`shutdown.drain_timeout\` with \`cause=${String(f.drainTimeoutCause)}\`, \`drain_ms=${String(f.drainMs)}\`, \`aborted=${String(f.aborted)}\`; the resources were closed in order (${f.databaseClosed === true ? `the database pool in ${String(f.databaseCloseMs)} ms` : `the database pool given up after ${String(f.databaseCloseMs)} ms: \`resource.close_timeout\`, a connection still checked out`}) and telemetry flushed, and the process exited ${String(f.exitCode)} ${String(f.exitAfterMs)} ms after the second signal. The ${String(f.clientsCutOff)} orders in flight got the connection closed (${String(f.clientsCutOffErrors)}) and rolled back.`;
   },
   meaning: `
 The first signal started the normal, graceful stop (readiness off, \`SHUTDOWN_DELAY_MS\` of

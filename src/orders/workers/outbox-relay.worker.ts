@@ -47,7 +47,7 @@ export function createOutboxRelay(deps: {
 }): RelayWorker {
   const { database, broker, logger, tracer } = deps;
 
-  async function batch(): Promise<BatchResult | undefined> {
+  async function batch(signal: AbortSignal): Promise<BatchResult | undefined> {
     const js = broker.jetstream();
     if (js === undefined) return undefined;
     return database.transaction(
@@ -100,16 +100,16 @@ export function createOutboxRelay(deps: {
         await markPublished(session, published);
         return { claimed: events.length, published: published.length, duplicates, failure };
       },
-      { retry: false },
+      { retry: false, signal },
     );
   }
 
-  async function relay(): Promise<number> {
+  async function relay(signal: AbortSignal): Promise<number> {
     const startedAt = performance.now();
     let total = 0;
     let duplicates = 0;
     for (;;) {
-      const result = await batch();
+      const result = await batch(signal);
       if (result === undefined) break;
       total += result.published;
       duplicates += result.duplicates;
@@ -134,7 +134,7 @@ export function createOutboxRelay(deps: {
       });
     }
     if (total > 0 || !loop.stopped)
-      deps.onBacklog(await database.run(countBacklog, { retry: true }));
+      deps.onBacklog(await database.run(countBacklog, { retry: true, signal }));
     return total;
   }
 
@@ -161,5 +161,6 @@ export function createOutboxRelay(deps: {
     wake: () => loop.wake(),
     runOnce: () => loop.runOnce(),
     stop: () => loop.stop(),
+    abort: () => loop.abort(),
   };
 }

@@ -15,13 +15,19 @@ export interface Periodic<T> {
   wake(): void;
   /** No new runs; resolves when the run in progress has finished. */
   stop(): Promise<void>;
+  /**
+   * No new runs, and the run in progress is told to give up (its signal aborts): for a shutdown
+   * whose drain was cut short, so no unit of work keeps a database connection past it.
+   */
+  abort(): void;
   /** True once stop() was called: long runs check it between units of work. */
   readonly stopped: boolean;
 }
 
 export function periodic<T>(options: {
   readonly intervalMs: number;
-  readonly run: () => Promise<T>;
+  /** One run; `signal` aborts when the worker is aborted (pass it to every database call). */
+  readonly run: (signal: AbortSignal) => Promise<T>;
   /** A failed run's result; the loop goes on. */
   readonly onError: (error: unknown) => T;
   /** The next run `intervalMs` after the previous one started: a slow run does not delay it. */
@@ -34,10 +40,13 @@ export function periodic<T>(options: {
   let again = false;
   let started = false;
   let stopped = false;
+  let current: AbortController | undefined;
 
   const runOnce = (): Promise<T> => {
     if (running !== undefined) return running;
-    running = outsideRequest(() => options.run())
+    const controller = new AbortController();
+    current = controller;
+    running = outsideRequest(() => options.run(controller.signal))
       .catch(options.onError)
       .finally(() => {
         running = undefined;
@@ -79,6 +88,11 @@ export function periodic<T>(options: {
       stopped = true;
       if (timer !== undefined) clearTimeout(timer);
       await running;
+    },
+    abort() {
+      stopped = true;
+      if (timer !== undefined) clearTimeout(timer);
+      current?.abort(new Error('the worker was aborted: the shutdown drain was cut short'));
     },
     get stopped() {
       return stopped;
