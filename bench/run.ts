@@ -821,6 +821,11 @@ function goals(rows: readonly Row[], bare: number | undefined): string[] {
 }
 
 async function main(): Promise<number> {
+  // `npm run bench -- drill`: the shutdown drill, ops-service and its peers (drill.ts).
+  if (process.argv[2] === 'drill') {
+    clearTimeout(overall);
+    return (await import('./drill.js')).runDrill();
+  }
   const startedAt = performance.now();
   const only = process.env.BENCH_SCENARIOS ?? 'abcdef';
   const scenarios = SCENARIOS.filter((s) => only.includes(s.id));
