@@ -138,6 +138,22 @@ it.each([
   },
 );
 
+it('when a path is spelled another way Express still routes (case, trailing slash), then the same token and scope rules apply', async () => {
+  const noToken = await call('GET', `/V1/Orders/${randomUUID()}`);
+  expect(noToken.status).toBe(401);
+  const readOnly = await tokenFor('acme', 'orders:read');
+  for (const path of ['/v1/orders/', '/V1/ORDERS']) {
+    const res = await call('POST', path, { token: readOnly, key: randomUUID(), body: orderBody() });
+    expect({ path, status: res.status, code: res.body.code }).toEqual({
+      path,
+      status: 403,
+      code: 'INSUFFICIENT_SCOPE',
+    });
+  }
+  // And an unknown route tells an unauthenticated caller nothing: 401, not 404.
+  expect((await call('GET', '/internal/anything')).status).toBe(401);
+});
+
 it('when the token lacks the scope, then 403 INSUFFICIENT_SCOPE naming the scope it needs', async () => {
   const token = await tokenFor('acme', 'orders:read');
   const res = await call('POST', '/v1/orders', { token, key: randomUUID(), body: orderBody() });

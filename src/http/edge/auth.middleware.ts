@@ -1,4 +1,4 @@
-// Who may call (issue #15): every request to /v1/... carries a bearer JWT (RFC 6750), verified
+// Who may call (issue #15): every request to the API carries a bearer JWT (RFC 6750), verified
 // against the identity provider's keys (src/auth). A refusal is 401 UNAUTHENTICATED or 403
 // INSUFFICIENT_SCOPE with the RFC 6750 challenge; why a token was refused goes to the access log
 // (`auth_failure`) and ops_auth_failures_total, never to the client. Tokens are never logged.
@@ -17,12 +17,15 @@ export interface TokenVerifier {
   verify(authorization: string | undefined): Promise<Verdict>;
 }
 
-const PROTECTED_PREFIX = '/v1/';
-
-/** The scope an operation needs; undefined where none does (an unknown route answers 404). */
+/**
+ * The scope an operation needs; undefined where none does (an unknown route answers 404). The
+ * path is compared as Express routes it: case-insensitive, a trailing slash ignored, so
+ * `POST /V1/Orders/` needs orders:write like `POST /v1/orders`.
+ */
 export function requiredScope(method: string, path: string): string | undefined {
-  if (path === '/v1/orders' && method === 'POST') return 'orders:write';
-  if (path.startsWith('/v1/orders/') && (method === 'GET' || method === 'HEAD'))
+  const routed = path.toLowerCase().replace(/\/+$/, '');
+  if (routed === '/v1/orders' && method === 'POST') return 'orders:write';
+  if (routed.startsWith('/v1/orders/') && (method === 'GET' || method === 'HEAD'))
     return 'orders:read';
   return undefined;
 }
@@ -54,11 +57,9 @@ export function authenticate(
         : 'This call needs a bearer token: Authorization: Bearer <token>.',
     );
   };
+  // Every request that reaches this step needs a token (the probes answered before it): no
+  // spelling of a path (`/V1/...`, a trailing slash) that Express would still route gets around it.
   return (req: Request, res: Response, next) => {
-    if (!req.path.startsWith(PROTECTED_PREFIX)) {
-      next();
-      return;
-    }
     verifier.verify(req.headers.authorization).then(
       (verdict) => {
         if (!verdict.ok) {
