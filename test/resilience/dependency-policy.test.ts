@@ -130,12 +130,17 @@ describe('retries', () => {
     const { policy } = setup({ initialBackoffMs: 200, maxBackoffMs: 200, breakerThreshold: 10 });
     const controller = new AbortController();
     let calls = 0;
-    setTimeout(() => controller.abort(new Error('deadline')), 50);
+    // The deadline passes while the first attempt fails (not on a timer: the backoff has jitter,
+    // and a short one could fit a second attempt before any fixed time).
     const code = await codeOf(
-      policy.call(() => ((calls += 1), Promise.reject(refused())), {
-        retry: true,
-        signal: controller.signal,
-      }),
+      policy.call(
+        () => {
+          calls += 1;
+          controller.abort(new Error('deadline'));
+          return Promise.reject(refused());
+        },
+        { retry: true, signal: controller.signal },
+      ),
     );
     expect(code).toBe('REQUEST_TIMEOUT');
     expect(calls).toBe(1);
