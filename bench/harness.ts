@@ -274,3 +274,33 @@ export function markdownTable(header: readonly string[], lines: readonly string[
   const rule = `|${widths.map((width, column) => (column < 2 ? `-${'-'.repeat(width)}-` : `-${'-'.repeat(width)}:`)).join('|')}|`;
   return [render(header), rule, ...lines.map(render)].join('\n');
 }
+
+/**
+ * Runs a bench entry point: every child is killed at exit, SIGINT/SIGTERM end the run through
+ * `abort` (which cleans up what the entry made, then exits), and an overall deadline backs up the
+ * per-step ones. `main` gets the deadline's cancel, for a sub-command with its own (the drill).
+ */
+export function runBenchEntry(
+  main: (cancelDeadline: () => void) => Promise<number>,
+  options: { readonly totalTimeoutMs: number; readonly abort: (code: number) => void },
+): void {
+  const { totalTimeoutMs, abort } = options;
+  process.on('exit', killAll);
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => abort(130));
+  }
+  const overall = setTimeout(() => {
+    console.error(`bench: still running after ${totalTimeoutMs} ms, stopping everything`);
+    abort(1);
+  }, totalTimeoutMs);
+  main(() => clearTimeout(overall)).then(
+    (code) => {
+      clearTimeout(overall);
+      process.exitCode = code;
+    },
+    (error: unknown) => {
+      console.error(error);
+      abort(1);
+    },
+  );
+}

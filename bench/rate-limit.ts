@@ -26,6 +26,7 @@ import {
   fixed,
   intFromEnv,
   killAll,
+  runBenchEntry,
   markdownTable,
   type Measured,
   measuredOf,
@@ -538,21 +539,4 @@ function abort(code: number): void {
 /** A backstop: every step has its own deadline; a run takes well under a minute. */
 const TOTAL_TIMEOUT_MS = 60_000 + ROUNDS * VARIANTS.length * 60_000;
 
-process.on('exit', killAll);
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => abort(130));
-}
-const overall = setTimeout(() => {
-  console.error(`bench: still running after ${TOTAL_TIMEOUT_MS} ms, stopping everything`);
-  abort(1);
-}, TOTAL_TIMEOUT_MS);
-main().then(
-  (code) => {
-    clearTimeout(overall);
-    process.exitCode = code;
-  },
-  (error: unknown) => {
-    console.error(error);
-    abort(1);
-  },
-);
+runBenchEntry(main, { totalTimeoutMs: TOTAL_TIMEOUT_MS, abort });

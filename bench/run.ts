@@ -41,6 +41,7 @@ import {
   fixed,
   intFromEnv,
   killAll,
+  runBenchEntry,
   markdownTable,
   type Measured,
   measuredOf,
@@ -820,10 +821,10 @@ function goals(rows: readonly Row[], bare: number | undefined): string[] {
   return out;
 }
 
-async function main(): Promise<number> {
+async function main(cancelDeadline: () => void): Promise<number> {
   // `npm run bench -- drill`: the shutdown drill, ops-service and its peers (drill.ts).
   if (process.argv[2] === 'drill') {
-    clearTimeout(overall);
+    cancelDeadline();
     return (await import('./drill.js')).runDrill();
   }
   const startedAt = performance.now();
@@ -903,21 +904,4 @@ function abort(code: number): void {
   );
 }
 
-process.on('exit', killAll);
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => abort(130));
-}
-const overall = setTimeout(() => {
-  console.error(`bench: still running after ${TOTAL_TIMEOUT_MS} ms, stopping everything`);
-  abort(1);
-}, TOTAL_TIMEOUT_MS);
-main().then(
-  (code) => {
-    clearTimeout(overall);
-    process.exitCode = code;
-  },
-  (error: unknown) => {
-    console.error(error);
-    abort(1);
-  },
-);
+runBenchEntry(main, { totalTimeoutMs: TOTAL_TIMEOUT_MS, abort });
