@@ -48,8 +48,6 @@ export function preshape(req: IncomingMessage, res: ServerResponse): void {
   r._parsedUrl = undefined;
   for (const symbol of ROUTER_SYMBOLS) r[symbol] = undefined;
   r.params = undefined;
-  // express-rate-limit's per-request info (edge/rate-limit.middleware.ts).
-  r.rateLimit = undefined;
   // body-parser's (edge/json-body.middleware.ts); it sets undefined itself when absent.
   r.body = undefined;
   r.route = undefined;
