@@ -61,7 +61,9 @@ const REQUESTS = intFromEnv('BENCH_REQUESTS', 20_000);
 const WARMUP = intFromEnv('BENCH_WARMUP', 2_000);
 const CONCURRENCY = 50;
 const LOAD_TIMEOUT_MS = 90_000;
-const TOTAL_TIMEOUT_MS = 420_000;
+const TOTAL_TIMEOUT_MS = 1_200_000;
+/** Rounds of the GET scenarios, in alternating order (a p b c d, d c b p a, ...); medians reported. */
+const ROUNDS = intFromEnv('BENCH_ROUNDS', 3);
 /** After the warm-up and after the load: the batch span processor exports every 1000 ms. */
 const SETTLE_EXPORTING_MS = 1_500;
 const SETTLE_MS = 100;
@@ -90,7 +92,20 @@ const GOALS = [
   { id: 'd', max: 1.4 },
 ] as const;
 
+/**
+ * Issue 16: the layers against the honest baseline, (p): Express with the same keepShapes fix,
+ * so that what is left is what ops-service's own layers cost.
+ */
+const PRESHAPED_GOALS = [
+  { id: 'b', max: 1.5 },
+  { id: 'c', max: 1.8 },
+  { id: 'd', max: 2.5 },
+] as const;
+
 type ScenarioId = 'a' | 'p' | 'b' | 'c' | 'd';
+
+/** Every scenario but the opt-in (h) (authentication): the service rows and their baselines. */
+const DEFAULT_SCENARIOS = 'apbcdefg';
 
 interface Scenario {
   readonly id: ScenarioId;
@@ -111,7 +126,7 @@ const SCENARIOS: readonly Scenario[] = [
     otlp: false,
   },
   {
-    // A reference, opt-in (not in the default set): (a) plus ops-service's keepShapes.
+    // The baseline of (b)-(d): (a) plus ops-service's keepShapes.
     id: 'p',
     label: '(p) bare Express 5 + keepShapes',
     entry: 'bare-express-preshaped.js',
@@ -159,7 +174,7 @@ const ORDERS_SCENARIOS: readonly OrdersScenario[] = [
   { id: 'e', label: '(e) ops-service + orders module', entry: 'bench-service.js' },
   { id: 'f', label: '(f) minimal Express 5 + pg.Pool', entry: 'minimal-orders.js' },
   {
-    // A reference, opt-in (not in the default set): (f) on the service's database protocol.
+    // The baseline of (e): (f) on the service's database protocol.
     id: 'g',
     label: '(g) minimal, prepared + pipelined',
     entry: 'minimal-orders.js',
@@ -185,6 +200,8 @@ interface OrdersRow extends Measured {
 interface Row {
   readonly scenario: Scenario;
   readonly route: string;
+  /** CPU µs/req of each round, in round order (the row's figures are the medians over them). */
+  readonly cpuRounds: readonly number[];
   readonly cpuMicrosPerRequest: number;
   readonly requestsPerSecond: number;
   readonly p50Ms: number;
@@ -233,21 +250,57 @@ function serviceEnvOverrides(): Record<string, string> {
   return overrides;
 }
 
-function rowOf(scenario: Scenario, route: string, result: LoadResult, problems: string[]): Row {
+interface RoundRow {
+  readonly scenario: Scenario;
+  readonly route: string;
+  readonly measured: Measured;
+}
+
+function rowOf(
+  scenario: Scenario,
+  route: string,
+  result: LoadResult,
+  problems: string[],
+): RoundRow {
   checkStatuses(`${scenario.label} ${route}`, result, 200, problems);
-  return { scenario, route, ...measuredOf(result) };
+  return { scenario, route, measured: measuredOf(result) };
+}
+
+/** One row per scenario and route: the medians over the rounds, in the scenarios' order. */
+function rowsOf(scenarios: readonly Scenario[], measured: readonly RoundRow[]): Row[] {
+  return scenarios.flatMap((scenario) =>
+    scenario.routes.flatMap((route) => {
+      const runs = measured
+        .filter((m) => m.scenario.id === scenario.id && m.route === route)
+        .map((m) => m.measured);
+      if (runs.length === 0) return [];
+      const of = (pick: (run: Measured) => number): number => median(runs.map(pick));
+      return [
+        {
+          scenario,
+          route,
+          cpuRounds: runs.map((run) => run.cpuMicrosPerRequest),
+          cpuMicrosPerRequest: of((run) => run.cpuMicrosPerRequest),
+          requestsPerSecond: of((run) => run.requestsPerSecond),
+          p50Ms: of((run) => run.p50Ms),
+          p99Ms: of((run) => run.p99Ms),
+          rssMb: of((run) => run.rssMb),
+        },
+      ];
+    }),
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
 // Scenarios
 
 interface ScenarioOutcome {
-  readonly rows: Row[];
+  readonly rows: RoundRow[];
   readonly notes: string[];
 }
 
 async function runScenario(scenario: Scenario, problems: string[]): Promise<ScenarioOutcome> {
-  const rows: Row[] = [];
+  const rows: RoundRow[] = [];
   const notes: string[] = [];
   let receiver: BenchReceiver | undefined;
   let spans = 0;
@@ -675,12 +728,14 @@ async function runOrders(
 // ---------------------------------------------------------------------------------------------
 // Output
 
-function table(rows: readonly Row[], bare: number | undefined): string {
+function table(rows: readonly Row[], bare: number | undefined, preshaped?: number): string {
   const header = [
     'scenario',
     'route',
     'CPU µs/req',
-    '× bare',
+    'CPU min–max',
+    '× bare (a)',
+    '× (p)',
     'req/s',
     'p50 ms',
     'p99 ms',
@@ -690,13 +745,43 @@ function table(rows: readonly Row[], bare: number | undefined): string {
     row.scenario.label,
     `GET ${row.route}`,
     fixed(row.cpuMicrosPerRequest, 0),
+    `${fixed(Math.min(...row.cpuRounds), 0)}–${fixed(Math.max(...row.cpuRounds), 0)}`,
     bare === undefined ? 'n/a' : fixed(row.cpuMicrosPerRequest / bare, 2),
+    preshaped === undefined ? 'n/a' : fixed(row.cpuMicrosPerRequest / preshaped, 2),
     fixed(row.requestsPerSecond, 0),
     fixed(row.p50Ms, 2),
     fixed(row.p99Ms, 2),
     fixed(row.rssMb, 1),
   ]);
   return markdownTable(header, lines);
+}
+
+/** (b)-(d) against (p): the medians' ratio and each round's own (both ran in every round). */
+function preshapedGoals(rows: readonly Row[], preshaped: Row | undefined): string[] {
+  const out = ['Goals (issue 16), CPU µs/req of GET /bench/noop against (p), medians over rounds:'];
+  for (const goal of PRESHAPED_GOALS) {
+    const row = rows.find((r) => r.scenario.id === goal.id && r.route === NOOP_PATH);
+    const label = SCENARIOS.find((s) => s.id === goal.id)?.label ?? goal.id;
+    if (row === undefined || preshaped === undefined) {
+      out.push(
+        `- ${label} <= ${goal.max.toFixed(2)}x (p): not measured (BENCH_SCENARIOS has no p)`,
+      );
+      continue;
+    }
+    const ratio = row.cpuMicrosPerRequest / preshaped.cpuMicrosPerRequest;
+    const count = Math.min(row.cpuRounds.length, preshaped.cpuRounds.length);
+    const perRound = Array.from(
+      { length: count },
+      (_, i) => (row.cpuRounds[i] ?? Number.NaN) / (preshaped.cpuRounds[i] ?? Number.NaN),
+    );
+    out.push(
+      `- ${label} <= ${goal.max.toFixed(2)}x (p): ${ratio.toFixed(2)}x ` +
+        `(${fixed(row.cpuMicrosPerRequest, 0)} vs ${fixed(preshaped.cpuMicrosPerRequest, 0)} µs; ` +
+        `round by round ${perRound.map((value) => fixed(value, 2)).join(', ')}) -> ` +
+        (ratio <= goal.max ? 'HOLDS' : 'MISSED'),
+    );
+  }
+  return out;
 }
 
 function ordersTable(rows: readonly OrdersRow[], minimal: number | undefined): string {
@@ -828,14 +913,15 @@ async function main(cancelDeadline: () => void): Promise<number> {
     return (await import('./drill.js')).runDrill();
   }
   const startedAt = performance.now();
-  const only = process.env.BENCH_SCENARIOS ?? 'abcdef';
+  const only = process.env.BENCH_SCENARIOS ?? DEFAULT_SCENARIOS;
   const scenarios = SCENARIOS.filter((s) => only.includes(s.id));
   const ordersScenarios = ORDERS_SCENARIOS.filter((s) => only.includes(s.id));
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
   console.log(
     `node ${process.version} | ${cpu.trim()} | ${os.cpus().length} cores | ` +
       `${new Date().toISOString()} | ${REQUESTS} requests per row after ${WARMUP} warm-up, ` +
-      `${CONCURRENCY} keep-alive connections`,
+      `${CONCURRENCY} keep-alive connections, ${ROUNDS} rounds (scenario order alternating), ` +
+      'figures are medians over rounds',
   );
   if (ordersScenarios.length > 0) {
     console.log(
@@ -846,25 +932,32 @@ async function main(cancelDeadline: () => void): Promise<number> {
   }
   console.log('');
 
-  const rows: Row[] = [];
+  const measured: RoundRow[] = [];
   const notes: string[] = [];
   const problems: string[] = [];
-  for (const scenario of scenarios) {
-    try {
-      const outcome = await runScenario(scenario, problems);
-      rows.push(...outcome.rows);
-      notes.push(...outcome.notes);
-    } catch (error) {
-      problems.push(`${scenario.label}: ${errorText(error)}`.trim());
+  for (let round = 1; round <= (scenarios.length > 0 ? ROUNDS : 0); round += 1) {
+    const order = round % 2 === 1 ? scenarios : [...scenarios].reverse();
+    for (const scenario of order) {
+      try {
+        const outcome = await runScenario(scenario, problems);
+        measured.push(...outcome.rows);
+        notes.push(...outcome.notes.map((note) => `round ${round}, ${note}`));
+      } catch (error) {
+        problems.push(`round ${round}, ${scenario.label}: ${errorText(error)}`.trim());
+      }
     }
   }
+  const rows = rowsOf(scenarios, measured);
 
   const ordersRows =
     ordersScenarios.length > 0 ? await runOrders(ordersScenarios, notes, problems) : [];
 
   if (scenarios.length > 0 || ordersScenarios.length === 0) {
     const bare = rows.find((r) => r.scenario.id === 'a')?.cpuMicrosPerRequest;
-    console.log(table(rows, bare));
+    const preshaped = rows.find((r) => r.scenario.id === 'p');
+    console.log(table(rows, bare, preshaped?.cpuMicrosPerRequest));
+    console.log('');
+    console.log(preshapedGoals(rows, preshaped).join('\n'));
     console.log('');
     console.log(goals(rows, bare).join('\n'));
     console.log('');
