@@ -274,17 +274,12 @@ function rowsOf(scenarios: readonly Scenario[], measured: readonly RoundRow[]): 
         .filter((m) => m.scenario.id === scenario.id && m.route === route)
         .map((m) => m.measured);
       if (runs.length === 0) return [];
-      const of = (pick: (run: Measured) => number): number => median(runs.map(pick));
       return [
         {
           scenario,
           route,
           cpuRounds: runs.map((run) => run.cpuMicrosPerRequest),
-          cpuMicrosPerRequest: of((run) => run.cpuMicrosPerRequest),
-          requestsPerSecond: of((run) => run.requestsPerSecond),
-          p50Ms: of((run) => run.p50Ms),
-          p99Ms: of((run) => run.p99Ms),
-          rssMb: of((run) => run.rssMb),
+          ...medians(runs),
         },
       ];
     }),
@@ -637,11 +632,18 @@ async function runOrdersScenario(
 
 /** A scenario's row: the median of each column over its rounds. */
 function ordersRowOf(scenario: OrdersScenario, runs: readonly Measured[]): OrdersRow {
-  const of = (pick: (run: Measured) => number): number => median(runs.map(pick));
   return {
     scenario,
     rounds: runs.map((run) => run.requestsPerSecond),
     cpuRounds: runs.map((run) => run.cpuMicrosPerRequest),
+    ...medians(runs),
+  };
+}
+
+/** Each figure's median over the rounds. */
+function medians(runs: readonly Measured[]): Measured {
+  const of = (pick: (run: Measured) => number): number => median(runs.map(pick));
+  return {
     cpuMicrosPerRequest: of((run) => run.cpuMicrosPerRequest),
     requestsPerSecond: of((run) => run.requestsPerSecond),
     p50Ms: of((run) => run.p50Ms),
