@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { packageRoot } from '../src/config/load-config';
+import { renderSvgPng } from './svg-png';
 
 /** What the chart needs of a drill's aggregate row (bench/drill.ts DrillAggregate). */
 export interface ChartRow {
@@ -29,7 +30,6 @@ export interface ChartInput {
   readonly exitGoalMs: number;
 }
 
-const CHROMIUM = '/usr/bin/chromium';
 const COLORS = { lb: '#2563eb', blind: '#ea580c' } as const;
 const MODEL_NAMES = { lb: 'load balancer', blind: 'blind' } as const;
 
@@ -193,20 +193,7 @@ export function drillChartSvg(input: ChartInput): string {
 
 /** Renders the chart to `pngFile` with Debian's Chromium (playwright-core, no browser download). */
 export async function renderDrillChart(input: ChartInput, pngFile: string): Promise<void> {
-  const { chromium } = await import('playwright-core');
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
-  });
-  try {
-    const page = await browser.newPage({ deviceScaleFactor: 2 });
-    await page.setContent(
-      `<!doctype html><html><body style="margin:0;background:#fff">${drillChartSvg(input)}</body></html>`,
-    );
-    await page.locator('svg').screenshot({ path: pngFile });
-  } finally {
-    await browser.close();
-  }
+  await renderSvgPng(drillChartSvg(input), pngFile);
 }
 
 /** The chart's input from a drill's JSON (bench/results/shutdown-drill.json). */

@@ -109,13 +109,15 @@ export interface ServerSpec {
   readonly args?: readonly string[];
   /** Wait for GET /ready to answer 200 (the service) after it reports its port. */
   readonly waitReady: boolean;
+  /** Node flags of this server, after BENCH_SERVER_NODE_OPTIONS'. */
+  readonly execArgv?: readonly string[];
 }
 
 export async function startServer(spec: ServerSpec): Promise<RunningServer> {
   const child = track(
     fork(path.join(__dirname, spec.entry), [...(spec.args ?? [])], {
       env: spec.env,
-      execArgv: serverExecArgv(),
+      execArgv: [...serverExecArgv(), ...(spec.execArgv ?? [])],
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     }),
   );

@@ -914,6 +914,11 @@ async function main(cancelDeadline: () => void): Promise<number> {
     cancelDeadline();
     return (await import('./drill.js')).runDrill();
   }
+  // `npm run bench -- profile`: CPU per request by layer, (p) (b) (d), under Linux perf.
+  if (process.argv[2] === 'profile') {
+    cancelDeadline();
+    return (await import('./profile.js')).runProfile(serverEnv);
+  }
   const startedAt = performance.now();
   const only = process.env.BENCH_SCENARIOS ?? DEFAULT_SCENARIOS;
   const scenarios = SCENARIOS.filter((s) => only.includes(s.id));
