@@ -38,7 +38,7 @@ export function listen(server: Server, name: string, host: string, port: number)
  * answer; one that stays silent this long has stopped using it (a load balancer that has taken
  * the instance out), so closing it does not race a request on the wire.
  */
-export const IDLE_CLOSE_GRACE_MS = 50;
+export const IDLE_CLOSE_GRACE_MS = 100;
 
 /**
  * The listener's open connections, from the first accept, and since when each has been quiet
