@@ -157,8 +157,8 @@ export async function startRuntime(
     logger,
   });
   const { mainServer, opsServer, maxConnections } = servers;
-  // Through the delay, note since when each connection has read nothing: one quiet long enough is
-  // closed as soon as intake stops.
+  // Through the delay, note since when each connection has been quiet (nothing read or written):
+  // one quiet long enough is closed as soon as intake stops.
   transitionListeners.push((to) => {
     if (to === 'draining.delaying') servers.mainConnections.watch(IDLE_CLOSE_GRACE_MS / 5);
   });
