@@ -8,11 +8,12 @@
 // Config comes from the environment bench/drill.ts sets (SHUTDOWN_DELAY_MS=500 among others).
 // BENCH_DRILL_TRACE=1 (passed on by the drill) adds an observer that changes nothing the service
 // does: it notes every connection the main listener accepts (the client's port, when, how many
-// requests it carried) and, each time the runtime closes the listener or closes idle or all
-// connections, which connections that destroyed; `drill.trace` lines on stdout, read by
-// bench/drill.ts to say what happened to each dropped request.
+// requests it carried), when the listener closes, which connections closeIdleConnections() and
+// closeAllConnections() destroyed, and when each connection closed after the signal (the drain
+// closes idle ones itself); `drill.trace` lines on stdout, read by bench/drill.ts to say what
+// happened to each dropped request.
 import type { IncomingMessage, Server } from 'node:http';
-import type { Socket } from 'node:net';
+import { Server as NetServer, type Socket } from 'node:net';
 import type { Request, Response } from 'express';
 import { buildInfo } from '../src/build-info';
 import { loadConfig } from '../src/config/load-config';
@@ -79,11 +80,21 @@ function trace(server: Server): void {
   process.once('SIGTERM', () => {
     signalAt = wall();
   });
+  const closedAfterSignal: Record<string, number>[] = [];
   server.on('connection', (socket: Socket) => {
     const traced: Traced = { port: socket.remotePort ?? 0, acceptedAt: wall(), requests: 0 };
     sockets.set(socket, traced);
     if (signalAt !== undefined) acceptedAfterSignal.push(traced);
-    socket.once('close', () => sockets.delete(socket));
+    socket.once('close', () => {
+      sockets.delete(socket);
+      if (signalAt === undefined) return;
+      closedAfterSignal.push({
+        port: traced.port,
+        requests: traced.requests,
+        bytes_read: socket.bytesRead,
+        closed_ms_after_signal: Number((wall() - signalAt).toFixed(1)),
+      });
+    });
   });
   server.on('request', (req: IncomingMessage) => {
     const traced = sockets.get(req.socket);
@@ -106,10 +117,14 @@ function trace(server: Server): void {
   server.closeIdleConnections = () => observe('close_idle', closeIdle);
   const closeAll = server.closeAllConnections.bind(server);
   server.closeAllConnections = () => observe('close_all', closeAll);
-  const close = server.close.bind(server);
-  server.close = (callback?: (error?: Error) => void) => {
-    emit('listener_close', { open: sockets.size });
-    return close(callback);
+  // The runtime closes the listening socket through net.Server#close (http.Server#close calls it
+  // too), so the listener's close is seen there.
+  const netClose: (this: NetServer, callback?: (error?: Error) => void) => NetServer =
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- called with its `this` below
+    NetServer.prototype.close;
+  NetServer.prototype.close = function (this: NetServer, callback?: (error?: Error) => void) {
+    if (this === server) emit('listener_close', { open: sockets.size });
+    return netClose.call(this, callback);
   };
   // Pipes are written synchronously on Linux: this line is out before the process ends.
   process.once('exit', () => {
@@ -120,6 +135,7 @@ function trace(server: Server): void {
         accepted_ms_after_signal: Number((t.acceptedAt - (signalAt ?? 0)).toFixed(1)),
       })),
     });
+    emit('closed_after_signal', { connections: closedAfterSignal });
   });
 }
 

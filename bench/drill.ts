@@ -511,6 +511,20 @@ function traceCause(
       );
     }
   }
+  const closed = (
+    (traces.find((l) => l.kind === 'closed_after_signal')?.connections ?? []) as {
+      port: number;
+      requests: number;
+      bytes_read: number;
+      closed_ms_after_signal: number;
+    }[]
+  ).find((c) => c.port === port);
+  if (closed !== undefined) {
+    return (
+      `accepted, ${closed.requests} request(s) parsed, ${closed.bytes_read} bytes read; ` +
+      `closed at ${closed.closed_ms_after_signal} ms (not by closeIdleConnections() or closeAllConnections())`
+    );
+  }
   const accepted = traces.find((l) => l.kind === 'accepted_after_signal');
   const listenerClose = traces.find((l) => l.kind === 'listener_close');
   const known = (

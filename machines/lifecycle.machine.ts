@@ -96,7 +96,7 @@ export type LifecycleEvent =
   | { readonly type: 'CRASH'; readonly error: unknown }
   | { readonly type: 'DEPENDENCY_DOWN'; readonly name: string; readonly reason: string }
   | { readonly type: 'DEPENDENCY_UP'; readonly name: string }
-  /** After intake stopped: no request is in flight any more. */
+  /** After intake stopped: no request is in flight and no connection is open any more. */
   | { readonly type: 'IN_FLIGHT_ZERO' }
   /** Background workers finished their current unit and checkpointed. */
   | { readonly type: 'WORKERS_STOPPED' };
@@ -107,9 +107,12 @@ export const TAGS = {
   ready: 'ready',
   /** The main listener accepts new connections. */
   accepting: 'accepting',
-  /** Shutdown has begun (readiness fails; responses carry `Connection: close`). */
+  /** Shutdown has begun (readiness fails; requests are still served until the drain). */
   draining: 'draining',
-  /** The listener is closed: idle keep-alive sockets are closed as soon as they are idle. */
+  /**
+   * The listener is closed: every response says `Connection: close`, and a keep-alive socket is
+   * closed once it has stayed idle for a short grace period.
+   */
   intakeClosed: 'intake-closed',
   /** Past the drain: no new work can finish in time (fast 503 SHUTTING_DOWN). */
   stopping: 'stopping',
@@ -131,9 +134,15 @@ export const lifecycleMachine = setup({
   actors: {
     /** Binds the listeners and waits for essential dependencies. */
     startup: fromPromise<StartupOutput>(() => notProvided('startup')),
-    /** Stops accepting: closes the listener and the sockets idle at that moment. */
+    /**
+     * Stops accepting: closes the listener; the open connections then end with their next
+     * response, or once idle (the drain waits for them, see watchInFlight).
+     */
     stopIntake: fromPromise<void>(() => notProvided('stopIntake')),
-    /** Sends IN_FLIGHT_ZERO once no request is in flight (at once if none is). */
+    /**
+     * Sends IN_FLIGHT_ZERO once no request is in flight and no connection is left open on the
+     * main listener (at once if none is).
+     */
     watchInFlight: fromCallback(() => notProvided('watchInFlight')),
     /** Asks background workers to finish their unit and checkpoint; sends WORKERS_STOPPED. */
     stopWorkers: fromCallback(() => notProvided('stopWorkers')),
@@ -156,8 +165,6 @@ export const lifecycleMachine = setup({
     logShutdownBegin: () => undefined,
     /** Starts the last-resort deadline (SHUTDOWN_HARD_STOP_MS) that exits even if this chart hangs. */
     armHardStop: () => undefined,
-    /** Every response not yet started will say `Connection: close`. */
-    closeConnectionsAfterResponse: () => undefined,
     logIntakeStopped: () => undefined,
     logDrainComplete: () => undefined,
     logDrainTimeout: () => undefined,
@@ -371,19 +378,12 @@ export const lifecycleMachine = setup({
             { type: 'recordSignal', params: ({ event }) => event.signal },
             'stampShutdownStart',
             'armHardStop',
-            'closeConnectionsAfterResponse',
             'logShutdownBegin',
           ],
         },
         CRASH: {
           target: 'draining',
-          actions: [
-            'recordCrash',
-            'stampShutdownStart',
-            'armHardStop',
-            'closeConnectionsAfterResponse',
-            'logShutdownBegin',
-          ],
+          actions: ['recordCrash', 'stampShutdownStart', 'armHardStop', 'logShutdownBegin'],
         },
       },
     },

@@ -1,5 +1,5 @@
 // The first middleware on the main listener: request id, in-flight tracking, the request's
-// AbortSignal, `Connection: close` while draining, and the fast 503 once the drain is over.
+// AbortSignal, `Connection: close` once intake has stopped, and the fast 503 past the drain.
 import { randomUUID } from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { drainDeadlineOf, TAGS } from '../../machines/lifecycle.machine';
@@ -54,7 +54,7 @@ export function requestId(): RequestHandler {
 
 /**
  * After the probes (which always answer, untracked): the fast 503 for work that can no longer
- * finish in time, `Connection: close` while draining, and in-flight tracking.
+ * finish in time, `Connection: close` once intake has stopped, and in-flight tracking.
  */
 export function drainGate(
   lifecycle: LifecycleView,
@@ -84,7 +84,11 @@ export function drainGate(
         );
         return;
       }
-      res.setHeader('Connection', 'close');
+      // Once the listener is closed, each connection ends with its next response. Not during the
+      // delay: a client told to reconnect then comes back through routing that may still point
+      // here, and its new connection can be waiting in the accept backlog when the listener
+      // closes, which resets it (see stopAccepting in src/runtime/listeners.ts).
+      if (snapshot.hasTag(TAGS.intakeClosed)) res.setHeader('Connection', 'close');
     }
     // Ended by observe's 'close' listener (one listener per request, not two).
     const locals = res.locals as RequestLocals;

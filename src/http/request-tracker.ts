@@ -4,6 +4,7 @@
 // it what is still running (`describe`).
 
 import type { ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { routeOf } from './route-of';
 
 export interface TrackedRequest {
@@ -104,13 +105,23 @@ export class RequestTracker {
   }
 
   /**
-   * Shutdown has begun: every response not yet started will carry `Connection: close`, so its
-   * client reconnects (to another instance) instead of reusing this socket.
+   * Intake has stopped: every response not yet started will carry `Connection: close`, so its
+   * client reconnects (to another instance) instead of reusing this socket, and the socket closes
+   * once the response is sent.
    */
   closeConnectionsAfterResponse(): void {
     for (const { response } of this.active) {
       if (!response.headersSent) response.setHeader('Connection', 'close');
     }
+  }
+
+  /** The sockets of the requests in flight (the drain never closes them under a request). */
+  socketsInUse(): Set<Socket> {
+    const sockets = new Set<Socket>();
+    for (const { response } of this.active) {
+      if (response.socket !== null) sockets.add(response.socket);
+    }
+    return sockets;
   }
 
   /** The oldest requests still in flight, for "what is holding shutdown". */

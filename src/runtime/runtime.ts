@@ -6,7 +6,7 @@
 import type { Server } from 'node:http';
 import type { Router } from 'express';
 import { type Actor, createActor, fromCallback, fromPromise, type InspectionEvent } from 'xstate';
-import { lifecycleMachine, statePath, TAGS } from '../../machines/lifecycle.machine';
+import { lifecycleMachine, statePath } from '../../machines/lifecycle.machine';
 import { buildInfo } from '../build-info';
 import type { LoadedConfig } from '../config/load-config';
 import type { ModuleFactory, Resource, StartupCheck, Worker } from '../contracts';
@@ -22,7 +22,7 @@ import { createHardStop } from './hard-stop';
 import { type Inspector, startInspector } from './inspector';
 import { createLifecycleHistory } from './lifecycle-history';
 import { lifecycleLogActions } from './lifecycle-log';
-import { stopAccepting } from './listeners';
+import { IDLE_CLOSE_GRACE_MS, stopAccepting } from './listeners';
 import { pendingWork } from './pending-work';
 import { installProcessHandlers } from './process-handlers';
 import { createResourceCloser } from './resources';
@@ -157,16 +157,19 @@ export async function startRuntime(
     logger,
   });
   const { mainServer, opsServer, maxConnections } = servers;
+  // Through the delay, note since when each connection has been quiet (nothing read or written):
+  // one quiet long enough is closed as soon as intake stops.
+  transitionListeners.push((to) => {
+    if (to === 'draining.delaying') servers.mainConnections.watch(IDLE_CLOSE_GRACE_MS / 5);
+  });
   telemetry.metrics.observe({
     inFlight: () => tracker.inFlight,
     phase: () => statePath(actor.getSnapshot().value).split('.')[0] ?? 'starting',
     dependencies: () => actor.getSnapshot().context.dependencies,
   });
 
-  // After intake stops, close keep-alive sockets as soon as they go idle.
-  tracker.onRequestEnd(() => {
-    if (actor.getSnapshot().hasTag(TAGS.intakeClosed)) mainServer.closeIdleConnections();
-  });
+  // Resolves once the main listener's last connection has closed after intake stopped.
+  let connectionsClosed: Promise<void> | undefined;
 
   let resolveStopped: (code: number) => void = () => undefined;
   const stopped = new Promise<number>((resolve) => {
@@ -219,15 +222,34 @@ export async function startRuntime(
         ),
       ),
       stopIntake: fromPromise(async () => {
-        stopAccepting(mainServer);
+        tracker.closeConnectionsAfterResponse();
+        connectionsClosed = stopAccepting(mainServer, {
+          connections: servers.mainConnections,
+          socketsInUse: () => tracker.socketsInUse(),
+        });
         return Promise.resolve();
       }),
       watchInFlight: fromCallback(({ sendBack }) => {
-        if (tracker.inFlight === 0) sendBack({ type: 'IN_FLIGHT_ZERO' });
-        return tracker.onRequestEnd((count) => {
-          // The last request's end runs in its async scope: lifecycle lines are not its lines.
-          if (count === 0) outsideRequest(() => sendBack({ type: 'IN_FLIGHT_ZERO' }));
+        let connectionsOpen = connectionsClosed !== undefined;
+        let watching = true;
+        // The last request's end runs in its async scope: lifecycle lines are not its lines.
+        const settle = (): void => {
+          if (watching && !connectionsOpen && tracker.inFlight === 0) {
+            outsideRequest(() => sendBack({ type: 'IN_FLIGHT_ZERO' }));
+          }
+        };
+        void connectionsClosed?.then(() => {
+          connectionsOpen = false;
+          settle();
         });
+        const stopWatching = tracker.onRequestEnd((count) => {
+          if (count === 0) settle();
+        });
+        settle();
+        return () => {
+          watching = false;
+          stopWatching();
+        };
       }),
       stopWorkers: fromCallback(({ sendBack }) => {
         void workers.stopAll().then(() => sendBack({ type: 'WORKERS_STOPPED' }));
@@ -255,7 +277,6 @@ export async function startRuntime(
           config.limits.rateLimitMax === 0 ? 'off' : rateLimitStore ? 'redis' : 'memory',
       }),
       armHardStop: () => hardStop.arm(),
-      closeConnectionsAfterResponse: () => tracker.closeConnectionsAfterResponse(),
       startServingWindow: () => telemetry.eventLoop.restart(),
       abortInFlight: () => {
         tracker.abortAll(new Error('shutdown: the drain deadline passed'));

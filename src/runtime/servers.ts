@@ -9,12 +9,15 @@ import { createReply } from '../http/problem-reply';
 import type { Logger } from '../telemetry/logger';
 import type { Telemetry } from '../telemetry/telemetry';
 import { capConnections } from './connection-cap';
+import { type Connections, trackConnections } from './listeners';
 
 export interface Servers {
   readonly mainServer: Server;
   readonly opsServer: Server;
   /** The main listener's connection cap in force (MAX_CONNECTIONS, lowered to fit). */
   readonly maxConnections: number;
+  /** The main listener's open connections, which the drain closes one by one. */
+  readonly mainConnections: Connections;
 }
 
 export function createServers(deps: {
@@ -59,9 +62,11 @@ export function createServers(deps: {
     metrics: telemetry.metrics,
   });
 
+  const mainConnections = trackConnections(mainServer);
+
   const opsServer = createServer(deps.opsApp);
   opsServer.on('clientError', clientErrorHandler(telemetry.metrics, logger));
-  return { mainServer, opsServer, maxConnections };
+  return { mainServer, opsServer, maxConnections, mainConnections };
 }
 
 /** Closes both listeners and every connection still open (the last step before exit). */

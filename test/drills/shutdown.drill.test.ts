@@ -52,8 +52,12 @@ describe('the golden shutdown path under load', () => {
       const code = await service.exited();
 
       const dropped = outcomes.filter((outcome) => !outcome.ok);
-      // Answered after shutdown began (the signal takes a moment to arrive): all say Connection: close.
-      const afterSignal = outcomes.filter((o) => o.doneAt > timeOf(service, 'shutdown.begin') + 5);
+      // Answered during the delay: kept alive. Answered after intake stopped: Connection: close.
+      const intakeStoppedAt = timeOf(service, 'shutdown.intake_stopped');
+      const duringDelay = outcomes.filter(
+        (o) => o.doneAt > timeOf(service, 'shutdown.begin') + 5 && o.doneAt < intakeStoppedAt - 5,
+      );
+      const afterIntakeStop = outcomes.filter((o) => o.doneAt > intakeStoppedAt + 5);
       const exitMs = timeOf(service, 'service.exit') - signalAt;
       const drained = service.lines.find((line) => line.event === 'shutdown.drain_complete');
       figures.push({
@@ -74,8 +78,10 @@ describe('the golden shutdown path under load', () => {
       expect(begin.in_flight).toBeGreaterThan(0);
       expect(readiness.status).toBe(503);
       expect(fresh.ok).toBe(true);
-      expect(afterSignal.length).toBeGreaterThan(0);
-      expect(afterSignal.every((o) => o.connection === 'close')).toBe(true);
+      expect(duringDelay.length).toBeGreaterThan(0);
+      expect(duringDelay.every((o) => o.connection === 'keep-alive')).toBe(true);
+      expect(afterIntakeStop.length).toBeGreaterThan(0);
+      expect(afterIntakeStop.every((o) => o.connection === 'close')).toBe(true);
       expect(contractEvents(service)).toEqual(CONTRACT_SHUTDOWN_ORDER);
       // Contract section 3: the required fields of each event.
       const line = (event: string) => service.lines.find((l) => l.event === event);

@@ -82,7 +82,6 @@ export function harness(
         'logStartFailed',
         'logShutdownBegin',
         'armHardStop',
-        'closeConnectionsAfterResponse',
         'logIntakeStopped',
         'logDrainComplete',
         'logDrainTimeout',

@@ -122,10 +122,30 @@ describe('while draining and after', () => {
     return router;
   }
 
-  it('when a request arrives during the shutdown delay, then it is served normally with Connection: close', async () => {
+  it('when a request arrives during the shutdown delay, then it is served normally and its connection is kept alive', async () => {
     const h = harness();
     await draining(h);
-    const res = await request(appFor(h, [slowRouter()]).app).get('/work');
+    expect(h.state()).toBe('draining.delaying');
+    const res = await request(appFor(h, [slowRouter()]).app)
+      .get('/work')
+      .set('Connection', 'keep-alive');
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ done: true });
+    expect(res.headers.connection).toBe('keep-alive');
+  });
+
+  it('when intake has stopped, then a request on an already-open connection is served with Connection: close', async () => {
+    const h = harness({ workersStopAtOnce: false });
+    await draining(h);
+    jest.advanceTimersByTime(BUDGETS.delayMs);
+    await settle();
+    expect(h.state()).toBe('draining.drain.waiting');
+    // A request deadline that fits in what is left of the drain (BUDGETS.drainTimeoutMs).
+    const { app } = testApp(h.actor, {
+      routers: [slowRouter()],
+      env: { REQUEST_TIMEOUT_MS: '1000' },
+    });
+    const res = await request(app).get('/work').set('Connection', 'keep-alive');
     expect(res.status).toBe(200);
     expect(res.body).toEqual({ done: true });
     expect(res.headers.connection).toBe('close');

@@ -181,7 +181,6 @@ describe('the golden shutdown path', () => {
       'startServingWindow',
       'logServiceReady',
       'armHardStop',
-      'closeConnectionsAfterResponse',
       'logShutdownBegin',
       'stopWorkers',
       'stopIntake',
