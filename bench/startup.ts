@@ -59,6 +59,8 @@ type Milestone = 'first log line' | (typeof MILESTONES)[number];
 interface StartupRun {
   /** Spawn -> the first 200 of GET /ready. */
   readonly readyMs: number;
+  /** CPU (user + system) the service had used when /ready first answered 200 (Linux /proc). */
+  readonly cpuMs: number | undefined;
   /** Spawn -> each milestone, from the `ts` of the service's log lines. */
   readonly milestones: Partial<Record<Milestone, number>>;
   /** service.ready's own startup_ms (from the runtime's start, after config and imports). */
@@ -176,6 +178,18 @@ function exited(child: ChildProcess): Promise<number | string> {
   });
 }
 
+/** utime + stime of `pid` from /proc (clock ticks of 10 ms on Linux), or undefined elsewhere. */
+function cpuMsOf(pid: number | undefined): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The fields after the command name (which may hold spaces) in parentheses.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return undefined;
+  }
+}
+
 function milestonesOf(
   lines: readonly Record<string, unknown>[],
   spawnedAt: number,
@@ -207,6 +221,7 @@ async function runOnce(around: Surroundings): Promise<StartupRun> {
   const lines = collectLines(child);
   try {
     let readyMs: number | undefined;
+    let cpuMs: number | undefined;
     let gone = false;
     void exit.then(() => {
       gone = true;
@@ -217,8 +232,10 @@ async function runOnce(around: Surroundings): Promise<StartupRun> {
         throw new Error(`GET /ready did not answer 200 within ${READY_TIMEOUT_MS} ms`);
       }
       const status = await probeReady(port);
-      if (status === 200) readyMs = performance.now() - startedAt;
-      else await sleep(POLL_MS);
+      if (status === 200) {
+        readyMs = performance.now() - startedAt;
+        cpuMs = cpuMsOf(child.pid);
+      } else await sleep(POLL_MS);
     }
     // The ready line may still be on its way through the pipe.
     const readyLine = async (): Promise<Record<string, unknown> | undefined> => {
@@ -235,6 +252,7 @@ async function runOnce(around: Surroundings): Promise<StartupRun> {
     const exitCode = await within(exit, EXIT_TIMEOUT_MS, 'exit after SIGTERM');
     return {
       readyMs,
+      cpuMs,
       milestones: milestonesOf(lines, spawnedAt),
       startupMs: typeof ready?.startup_ms === 'number' ? ready.startup_ms : undefined,
       migrationsApplied: typeof migrations?.count === 'number' ? migrations.count : undefined,
@@ -286,6 +304,7 @@ function report(first: StartupRun | undefined, restarts: readonly StartupRun[], 
       at('db.migrations_applied'),
       at('service.ready'),
       spread(defined(runs.map((run) => run.startupMs))),
+      spread(defined(runs.map((run) => run.cpuMs))),
     ]);
   };
   row('first start, empty database', first === undefined ? [] : [first], false);
@@ -303,6 +322,7 @@ function report(first: StartupRun | undefined, restarts: readonly StartupRun[], 
         'db.migrations_applied ms',
         'service.ready ms',
         'startup_ms (runtime)',
+        'CPU ms at ready',
       ],
       rows,
     ),
