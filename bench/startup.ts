@@ -59,7 +59,7 @@ type Milestone = 'first log line' | (typeof MILESTONES)[number];
 interface StartupRun {
   /** Spawn -> the first 200 of GET /ready. */
   readonly readyMs: number;
-  /** CPU (user + system) the service had used when /ready first answered 200 (Linux /proc). */
+  /** CPU (user + system) of the service's main thread when /ready first answered 200 (Linux). */
   readonly cpuMs: number | undefined;
   /** Spawn -> each milestone, from the `ts` of the service's log lines. */
   readonly milestones: Partial<Record<Milestone, number>>;
@@ -178,10 +178,13 @@ function exited(child: ChildProcess): Promise<number | string> {
   });
 }
 
-/** utime + stime of `pid` from /proc (clock ticks of 10 ms on Linux), or undefined elsewhere. */
+/**
+ * utime + stime of `pid`'s main thread (the one that loads modules and runs JavaScript; not V8's
+ * or libuv's helper threads) from /proc, in clock ticks of 10 ms; undefined off Linux.
+ */
 function cpuMsOf(pid: number | undefined): number | undefined {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
     // The fields after the command name (which may hold spaces) in parentheses.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return (Number(fields[11]) + Number(fields[12])) * 10;
@@ -322,7 +325,7 @@ function report(first: StartupRun | undefined, restarts: readonly StartupRun[], 
         'db.migrations_applied ms',
         'service.ready ms',
         'startup_ms (runtime)',
-        'CPU ms at ready',
+        'main thread CPU ms at ready',
       ],
       rows,
     ),
