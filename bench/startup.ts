@@ -15,7 +15,9 @@
 // Knobs: BENCH_STARTUP_RUNS (7: one first start, then restarts), BENCH_STARTUP_ENV (extra
 // "NAME=value" settings for the service, e.g. "NATS_URL= REDIS_URL=" to start without them),
 // BENCH_STARTUP_NODE_OPTIONS (extra node flags for the service, e.g.
-// "--cpu-prof --cpu-prof-dir=/tmp/prof"), BENCH_DATABASE_ADMIN_URL, BENCH_STARTUP_NATS_URL
+// "--cpu-prof --cpu-prof-dir=/tmp/prof"), BENCH_STARTUP_ENTRY (another build's main.js to start
+// instead of this one's dist/main.js, e.g. an older commit's, for a before/after on the same
+// machine; it runs from its own package folder), BENCH_DATABASE_ADMIN_URL, BENCH_STARTUP_NATS_URL
 // (nats://127.0.0.1:4222), BENCH_STARTUP_REDIS_URL (redis://127.0.0.1:6379).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -51,6 +53,9 @@ const HOST = '127.0.0.1';
 const ADMIN_URL = process.env.BENCH_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const NATS_URL = process.env.BENCH_STARTUP_NATS_URL ?? 'nats://127.0.0.1:4222';
 const REDIS_URL = process.env.BENCH_STARTUP_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const ENTRY = path.resolve(
+  process.env.BENCH_STARTUP_ENTRY ?? path.join(packageRoot(), 'dist/main.js'),
+);
 /** The log events whose time since the spawn each run reports (the first line is the first). */
 const MILESTONES = ['db.connected', 'db.migrations_applied', 'service.ready'] as const;
 
@@ -210,8 +215,8 @@ async function runOnce(around: Surroundings): Promise<StartupRun> {
   const spawnedAt = Date.now();
   const startedAt = performance.now();
   const child = track(
-    spawn(process.execPath, [...execArgv, path.join(packageRoot(), 'dist/main.js')], {
-      cwd: packageRoot(),
+    spawn(process.execPath, [...execArgv, ENTRY], {
+      cwd: path.dirname(path.dirname(ENTRY)),
       env: serviceEnv(around, port, opsPort),
       stdio: ['ignore', 'pipe', 'pipe'],
     }),
@@ -369,7 +374,7 @@ export async function runStartup(
   const cpu = os.cpus()[0]?.model.trim() ?? 'unknown CPU';
   console.log(
     `node ${process.version} | ${cpu} | ${os.cpus().length} cores | ${new Date().toISOString()} | ` +
-      `${RUNS} starts of dist/main.js (APP_ENV=production, PostgreSQL, NATS, Redis, OTLP, JWKS URL), ` +
+      `${RUNS} starts of ${ENTRY} (APP_ENV=production, PostgreSQL, NATS, Redis, OTLP, JWKS URL), ` +
       `/ready polled every ${POLL_MS} ms`,
   );
   console.log('');
