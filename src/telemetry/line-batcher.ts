@@ -4,6 +4,7 @@
 // log lines cost about 230 µs of CPU per order, most of it in that write (`npm run bench` (e) with
 // LOG_LEVEL=info against warn). A process exit (process.exit, the hard stop, the end of a shutdown) writes
 // whatever is pending; only a SIGKILL can lose the last few milliseconds of lines.
+import { EOL } from 'node:os';
 import type { Writable } from 'node:stream';
 import TransportStream from 'winston-transport';
 
@@ -76,6 +77,26 @@ export class BatchedTransport extends TransportStream {
 
   override log(info: Record<symbol, unknown>, callback: () => void): void {
     this.batcher.push(String(info[MESSAGE]));
+    callback();
+  }
+}
+
+/**
+ * A winston transport that writes each rendered line to a stream of the caller's (tests), at once,
+ * as winston's own Stream transport does. Not that one: `winston` itself (its logger, formats and
+ * every transport, tens of milliseconds to load) is otherwise never needed, so the service does not
+ * load it at start.
+ */
+export class StreamTransport extends TransportStream {
+  private readonly target: Writable;
+
+  constructor(target: Writable) {
+    super();
+    this.target = target;
+  }
+
+  override log(info: Record<symbol, unknown>, callback: () => void): void {
+    this.target.write(`${String(info[MESSAGE])}${EOL}`);
     callback();
   }
 }

@@ -1,11 +1,10 @@
-// Structured logging on winston. Every line is one event: `ts`, `level`, `event`, `service`,
-// `version`, `env`, then the request scope (`request_id`, `trace_id`, `span_id`) when written
-// while serving a request, then the event's own fields. Secrets are redacted here, at the
-// logger, so no call site has to remember to.
+// Structured logging on winston's transport layer (winston-transport). Every line is one event:
+// `ts`, `level`, `event`, `service`, `version`, `env`, then the request scope (`request_id`,
+// `trace_id`, `span_id`) when written while serving a request, then the event's own fields.
+// Secrets are redacted here, at the logger, so no call site has to remember to.
 import type { Writable } from 'node:stream';
-import winston from 'winston';
 import type TransportStream from 'winston-transport';
-import { BatchedTransport, LineBatcher } from './line-batcher';
+import { BatchedTransport, LineBatcher, StreamTransport } from './line-batcher';
 import type { LogFormat, LogLevel } from '../config/schema';
 
 export type LogFields = Readonly<Record<string, unknown>>;
@@ -68,7 +67,7 @@ export function createLogger(options: LoggerOptions): Logger {
   // access log is on every request's path).
   const transport: TransportStream =
     batcher === undefined
-      ? new winston.transports.Stream({ stream: options.stream ?? process.stdout })
+      ? new StreamTransport(options.stream ?? process.stdout)
       : new BatchedTransport(batcher);
   const max = LEVELS[options.level];
   const { service, version, env } = options;
