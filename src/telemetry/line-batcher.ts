@@ -66,37 +66,32 @@ export class LineBatcher {
   }
 }
 
-/** A winston transport that hands each rendered line to a LineBatcher. */
-export class BatchedTransport extends TransportStream {
-  private readonly batcher: LineBatcher;
+/** Where a transport hands its lines: a LineBatcher, or a caller's stream (`streamSink`). */
+export interface LineSink {
+  push(line: string): void;
+}
 
-  constructor(batcher: LineBatcher) {
+/**
+ * A caller's stream (tests) as a sink: each line written at once, as winston's own Stream
+ * transport writes it. Not that transport: `winston` itself (its logger, formats and every
+ * transport, tens of milliseconds to load) is otherwise never needed, so the service does not load
+ * it at start.
+ */
+export function streamSink(target: Writable): LineSink {
+  return { push: (line) => void target.write(`${line}${EOL}`) };
+}
+
+/** A winston transport that hands each rendered line to a LineBatcher (or another sink). */
+export class BatchedTransport extends TransportStream {
+  private readonly batcher: LineSink;
+
+  constructor(batcher: LineSink) {
     super();
     this.batcher = batcher;
   }
 
   override log(info: Record<symbol, unknown>, callback: () => void): void {
     this.batcher.push(String(info[MESSAGE]));
-    callback();
-  }
-}
-
-/**
- * A winston transport that writes each rendered line to a stream of the caller's (tests), at once,
- * as winston's own Stream transport does. Not that one: `winston` itself (its logger, formats and
- * every transport, tens of milliseconds to load) is otherwise never needed, so the service does not
- * load it at start.
- */
-export class StreamTransport extends TransportStream {
-  private readonly target: Writable;
-
-  constructor(target: Writable) {
-    super();
-    this.target = target;
-  }
-
-  override log(info: Record<symbol, unknown>, callback: () => void): void {
-    this.target.write(`${String(info[MESSAGE])}${EOL}`);
     callback();
   }
 }

@@ -4,7 +4,7 @@
 // Secrets are redacted here, at the logger, so no call site has to remember to.
 import type { Writable } from 'node:stream';
 import type TransportStream from 'winston-transport';
-import { BatchedTransport, LineBatcher, StreamTransport } from './line-batcher';
+import { BatchedTransport, LineBatcher, streamSink } from './line-batcher';
 import type { LogFormat, LogLevel } from '../config/schema';
 
 export type LogFields = Readonly<Record<string, unknown>>;
@@ -65,10 +65,9 @@ export function createLogger(options: LoggerOptions): Logger {
   // winston transport. winston's Logger is a Transform stream in front of its transports: with the
   // line already rendered, its only work would be two stream writes and a nextTick per line (the
   // access log is on every request's path).
-  const transport: TransportStream =
-    batcher === undefined
-      ? new StreamTransport(options.stream ?? process.stdout)
-      : new BatchedTransport(batcher);
+  const transport: TransportStream = new BatchedTransport(
+    batcher ?? streamSink(options.stream ?? process.stdout),
+  );
   const max = LEVELS[options.level];
   const { service, version, env } = options;
   // JSON lines are the same text either way; most are rendered without building the record: the
