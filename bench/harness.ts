@@ -34,12 +34,23 @@ export function intFromEnv(name: string, fallback: number): number {
   return value;
 }
 
+/** `name`'s value, "NAME=value NAME=value", as settings (`NAME=` sets NAME empty). */
+export function envSettingsFromEnv(name: string): Record<string, string> {
+  const settings: Record<string, string> = {};
+  for (const pair of (process.env[name] ?? '').split(/\s+/).filter(Boolean)) {
+    const at = pair.indexOf('=');
+    if (at < 1) throw new Error(`${name}: "${pair}" is not NAME=value`);
+    settings[pair.slice(0, at)] = pair.slice(at + 1);
+  }
+  return settings;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Child processes: tracked, so that none outlives the bench whatever happens.
 
 const children = new Set<ChildProcess>();
 
-function track(child: ChildProcess): ChildProcess {
+export function track(child: ChildProcess): ChildProcess {
   children.add(child);
   child.once('exit', () => children.delete(child));
   return child;

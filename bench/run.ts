@@ -37,6 +37,7 @@ import { loadConfig, packageRoot } from '../src/config/load-config';
 import { type BenchDatabase, createBenchDatabase } from './bench-db';
 import {
   checkStatuses,
+  envSettingsFromEnv,
   errorText,
   fixed,
   intFromEnv,
@@ -241,13 +242,7 @@ function serverEnv(
  * measure what one setting costs (LOG_LEVEL=warn: the access log; OTEL_TRACES_SAMPLER_ARG=0: spans).
  */
 function serviceEnvOverrides(): Record<string, string> {
-  const overrides: Record<string, string> = {};
-  for (const pair of (process.env.BENCH_SERVICE_ENV ?? '').split(/\s+/).filter(Boolean)) {
-    const at = pair.indexOf('=');
-    if (at < 1) throw new Error(`BENCH_SERVICE_ENV: "${pair}" is not NAME=value`);
-    overrides[pair.slice(0, at)] = pair.slice(at + 1);
-  }
-  return overrides;
+  return envSettingsFromEnv('BENCH_SERVICE_ENV');
 }
 
 interface RoundRow {
@@ -918,6 +913,12 @@ async function main(cancelDeadline: () => void): Promise<number> {
   if (process.argv[2] === 'profile') {
     cancelDeadline();
     return (await import('./profile.js')).runProfile(serverEnv);
+  }
+  // `npm run bench -- startup`: spawn to the first 200 of /ready on PostgreSQL (startup.ts).
+  if (process.argv[2] === 'startup') {
+    return (await import('./startup.js')).runStartup((database) => {
+      activeDatabase = database;
+    });
   }
   const startedAt = performance.now();
   const only = process.env.BENCH_SCENARIOS ?? DEFAULT_SCENARIOS;

@@ -22,7 +22,7 @@
 import { readFile } from 'node:fs/promises';
 import type { CryptoKey, JWK } from 'jose' with { 'resolution-mode': 'import' };
 import { allowList, isSupportedAlgorithm, keyFits, type SigningAlgorithm } from './algorithms';
-import { loadJose } from './jose-loader';
+import { loadJoseVerify } from './jose-loader';
 
 /** A key set that cannot be loaded, or an entry in it that cannot be used; says which and why. */
 export class JwksError extends Error {
@@ -198,7 +198,7 @@ async function parseJwks(
   if (!isObject(document) || !Array.isArray(document.keys)) {
     throw new JwksError('expected a JSON object with a "keys" array (a JWK Set, RFC 7517)');
   }
-  const jose = await loadJose();
+  const jose = await loadJoseVerify();
   const known = new Map(previous?.entries.map((entry) => [entry.fingerprint, entry]));
   const entries: KeyEntry[] = [];
   const rejected: string[] = [];

@@ -13,7 +13,7 @@ import type { JWTPayload, ProtectedHeaderParameters } from 'jose' with {
 };
 import { allowList } from './algorithms';
 import type { KeySource } from './jwks';
-import { loadJose } from './jose-loader';
+import { loadJoseVerify } from './jose-loader';
 
 /** Why a request is not authenticated: a closed set, used as a metric label. */
 export const AUTH_FAILURE_REASONS = [
@@ -152,7 +152,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
     const token = bearer[1] ?? '';
     if (!COMPACT_JWS.test(token)) return refused('malformed');
 
-    const jose = await loadJose();
+    const jose = await loadJoseVerify();
     let header: ProtectedHeaderParameters;
     try {
       header = jose.decodeProtectedHeader(token);

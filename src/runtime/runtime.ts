@@ -200,8 +200,8 @@ export async function startRuntime(
             mainServer,
             opsServer,
             checks: [
-              // The first key set, before anything that takes longer: no token is refused for
-              // want of keys once the service is ready.
+              // Run together (startup.ts); ready only once all have passed. The first key set: no
+              // token is refused for want of keys once the service is ready.
               ...(auth === undefined ? [] : [auth.startupCheck]),
               ...startupChecksOf(modules, options),
               // Give Redis a moment so the first requests are counted in it; never fails startup

@@ -1,6 +1,8 @@
 // Startup, as the machine's `startup` actor runs it: the ops listener first (so /lifecycle shows
-// startup), then each essential dependency's check, then the main listener last, so nothing is
-// routed here before the service can serve.
+// startup), then the dependencies' checks, all at once (they wait on different servers: the key
+// set, the database, Redis), then the main listener last, once every check has passed, so nothing
+// is routed here before the service can serve. The first check to fail ends startup, named in its
+// error, and the others are aborted.
 import type { Server } from 'node:http';
 import type { StartupOutput } from '../../machines/lifecycle.machine';
 import type { StartupCheck } from '../contracts';
@@ -22,6 +24,20 @@ async function runCheck(check: StartupCheck, signal: AbortSignal): Promise<void>
   }
 }
 
+/** Every check at once; rejects with the first failure, after aborting the others. */
+async function runChecks(checks: readonly StartupCheck[], signal: AbortSignal): Promise<void> {
+  const failed = new AbortController();
+  const each = AbortSignal.any([signal, failed.signal]);
+  await Promise.all(
+    checks.map((check) =>
+      runCheck(check, each).catch((error: unknown) => {
+        failed.abort(error);
+        throw error;
+      }),
+    ),
+  );
+}
+
 interface Endpoint {
   readonly host: string;
   readonly port: number;
@@ -38,7 +54,7 @@ export interface StartupParts {
 export async function startup(parts: StartupParts, signal: AbortSignal): Promise<StartupOutput> {
   const { config } = parts;
   const opsBind = await listen(parts.opsServer, 'ops', config.ops.host, config.ops.port);
-  for (const check of parts.checks) await runCheck(check, signal);
+  await runChecks(parts.checks, signal);
   signal.throwIfAborted();
   const bind = await listen(parts.mainServer, 'main', config.http.host, config.http.port);
   return { bind, opsBind };

@@ -6,7 +6,6 @@ import os from 'node:os';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { diag, DiagLogLevel, type Tracer } from '@opentelemetry/api';
 import { callWithTimeout, TimeoutError } from '@opentelemetry/core';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
@@ -24,6 +23,7 @@ import type { Logger } from './logger';
 import { createEventLoopMonitor, type EventLoopMonitor } from './event-loop-monitor';
 import { createServiceMetrics, type ServiceMetrics } from './metrics';
 import { ExportLedger, type ExportOutcome, flushOutcome, type LedgerCounts } from './export-ledger';
+import { lazyOtlpTraceExporter } from './lazy-exporter';
 import { outsideRequest } from './request-scope';
 
 export type FlushStatus = ExportOutcome;
@@ -99,10 +99,9 @@ export function createTelemetry(
   // A collector that accepts TCP and never answers would hold each export for the exporter's
   // timeout: keep it inside the flush budget (see ../shared/STACK.md, OpenTelemetry shutdown).
   const exportTimeoutMs = Math.max(1, Math.min(config.telemetry.exportTimeoutMs, budget));
+  // The exporter's packages load at its first export, after the service is ready (lazy-exporter.ts).
   const ledger = exporting
-    ? new ExportLedger(
-        new OTLPTraceExporter({ url: config.telemetry.endpoint, timeoutMillis: exportTimeoutMs }),
-      )
+    ? new ExportLedger(lazyOtlpTraceExporter(config.telemetry.endpoint, exportTimeoutMs))
     : undefined;
   const tracerProvider = new NodeTracerProvider({
     resource,

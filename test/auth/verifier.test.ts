@@ -1,5 +1,6 @@
 // The bearer-token verifier (issue #15) against keys generated here and a JWK Set in a temp file:
 // what passes, every refusal and its reason, scopes, and the RFC 6750 challenge.
+import { loadJoseVerify } from '../../src/auth/jose-loader';
 import { createJwksFileSource, type KeySource } from '../../src/auth/jwks';
 import {
   AUTH_FAILURE_REASONS,
@@ -423,5 +424,16 @@ describe('what a verdict carries', () => {
     for (const reason of AUTH_FAILURE_REASONS) {
       if (reason !== 'missing') expect([reason, reasons.has(reason)]).toEqual([reason, true]);
     }
+  });
+});
+
+describe("the service's part of jose", () => {
+  it('when loaded from its subpath modules, then it is the very importJWK, jwtVerify and decodeProtectedHeader of jose itself', async () => {
+    const jose = await joseForTests();
+    const part = await loadJoseVerify();
+    expect(part.importJWK).toBe(jose.importJWK);
+    expect(part.jwtVerify).toBe(jose.jwtVerify);
+    expect(part.decodeProtectedHeader).toBe(jose.decodeProtectedHeader);
+    expect(await loadJoseVerify()).toBe(part);
   });
 });

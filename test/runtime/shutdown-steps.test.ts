@@ -216,25 +216,94 @@ describe('startup', () => {
     };
   }
 
-  it('when it runs, then the ops listener binds first, the checks run in order, and the main listener last', async () => {
+  it('when it runs, then the ops listener binds first, the checks run together, and the main listener opens once all have passed', async () => {
     const order: string[] = [];
     const mainServer = createServer();
     const opsServer = createServer();
     mainServer.on('listening', () => order.push('main'));
     opsServer.on('listening', () => order.push('ops'));
+    let releaseA: () => void = () => undefined;
+    let bDone: () => void = () => undefined;
+    const bFinished = new Promise<void>((resolve) => {
+      bDone = resolve;
+    });
     try {
-      const output = await run(
+      const { result } = run(
         [
-          { name: 'a', run: () => Promise.resolve(void order.push('check a')) },
-          { name: 'b', run: () => Promise.resolve(void order.push('check b')) },
+          {
+            name: 'a',
+            run: () =>
+              new Promise<void>((resolve) => {
+                order.push('check a started');
+                releaseA = () => {
+                  order.push('check a done');
+                  resolve();
+                };
+              }),
+          },
+          {
+            name: 'b',
+            run: () => {
+              order.push('check b started');
+              order.push('check b done');
+              bDone();
+              return Promise.resolve();
+            },
+          },
         ],
         { mainServer, opsServer },
-      ).result;
-      expect(order).toEqual(['ops', 'check a', 'check b', 'main']);
+      );
+      // b started and finished while a is still waiting; the main listener waits for a.
+      await bFinished;
+      await delay(20);
+      expect(mainServer.listening).toBe(false);
+      releaseA();
+      const output = await result;
+      expect(order).toEqual([
+        'ops',
+        'check a started',
+        'check b started',
+        'check b done',
+        'check a done',
+        'main',
+      ]);
       expect(output.bind).toMatch(/^127\.0\.0\.1:\d+$/);
       expect(output.opsBind).toMatch(/^127\.0\.0\.1:\d+$/);
     } finally {
       mainServer.close();
+      opsServer.close();
+    }
+  });
+
+  it('when one check fails while another still waits, then startup fails naming the failed one, the other is aborted and the main listener never opens', async () => {
+    let waiting: AbortSignal | undefined;
+    const { mainServer, opsServer, result } = run([
+      {
+        name: 'auth-keys',
+        run: (signal) => {
+          waiting = signal;
+          return new Promise<void>((_resolve, reject) => {
+            signal.addEventListener('abort', () => reject(new Error('aborted')), { once: true });
+          });
+        },
+      },
+      {
+        name: 'database',
+        run: async () => {
+          await delay(10);
+          throw new Error('connect ECONNREFUSED 127.0.0.1:5432');
+        },
+      },
+    ]);
+    try {
+      const error = await result.catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(StartupCheckError);
+      expect((error as StartupCheckError).message).toBe(
+        'database: connect ECONNREFUSED 127.0.0.1:5432',
+      );
+      expect(waiting?.aborted).toBe(true);
+      expect(mainServer.listening).toBe(false);
+    } finally {
       opsServer.close();
     }
   });
