@@ -4,7 +4,6 @@
 // log lines cost about 230 µs of CPU per order, most of it in that write (`npm run bench` (e) with
 // LOG_LEVEL=info against warn). A process exit (process.exit, the hard stop, the end of a shutdown) writes
 // whatever is pending; only a SIGKILL can lose the last few milliseconds of lines.
-import { EOL } from 'node:os';
 import type { Writable } from 'node:stream';
 import TransportStream from 'winston-transport';
 
@@ -66,26 +65,11 @@ export class LineBatcher {
   }
 }
 
-/** Where a transport hands its lines: a LineBatcher, or a caller's stream (`streamSink`). */
-export interface LineSink {
-  push(line: string): void;
-}
-
-/**
- * A caller's stream (tests) as a sink: each line written at once, as winston's own Stream
- * transport writes it. Not that transport: `winston` itself (its logger, formats and every
- * transport, tens of milliseconds to load) is otherwise never needed, so the service does not load
- * it at start.
- */
-export function streamSink(target: Writable): LineSink {
-  return { push: (line) => void target.write(`${line}${EOL}`) };
-}
-
-/** A winston transport that hands each rendered line to a LineBatcher (or another sink). */
+/** A winston transport that hands each rendered line to a LineBatcher. */
 export class BatchedTransport extends TransportStream {
-  private readonly batcher: LineSink;
+  private readonly batcher: LineBatcher;
 
-  constructor(batcher: LineSink) {
+  constructor(batcher: LineBatcher) {
     super();
     this.batcher = batcher;
   }

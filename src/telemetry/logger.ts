@@ -1,10 +1,11 @@
-// Structured logging on winston's transport layer (winston-transport). Every line is one event:
-// `ts`, `level`, `event`, `service`, `version`, `env`, then the request scope (`request_id`,
-// `trace_id`, `span_id`) when written while serving a request, then the event's own fields.
-// Secrets are redacted here, at the logger, so no call site has to remember to.
+// Structured logging on winston. Every line is one event: `ts`, `level`, `event`, `service`,
+// `version`, `env`, then the request scope (`request_id`, `trace_id`, `span_id`) when written
+// while serving a request, then the event's own fields. Secrets are redacted here, at the
+// logger, so no call site has to remember to.
 import type { Writable } from 'node:stream';
+import winston from 'winston';
 import type TransportStream from 'winston-transport';
-import { BatchedTransport, LineBatcher, streamSink } from './line-batcher';
+import { BatchedTransport, LineBatcher } from './line-batcher';
 import type { LogFormat, LogLevel } from '../config/schema';
 
 export type LogFields = Readonly<Record<string, unknown>>;
@@ -65,9 +66,10 @@ export function createLogger(options: LoggerOptions): Logger {
   // winston transport. winston's Logger is a Transform stream in front of its transports: with the
   // line already rendered, its only work would be two stream writes and a nextTick per line (the
   // access log is on every request's path).
-  const transport: TransportStream = new BatchedTransport(
-    batcher ?? streamSink(options.stream ?? process.stdout),
-  );
+  const transport: TransportStream =
+    batcher === undefined
+      ? new winston.transports.Stream({ stream: options.stream ?? process.stdout })
+      : new BatchedTransport(batcher);
   const max = LEVELS[options.level];
   const { service, version, env } = options;
   // JSON lines are the same text either way; most are rendered without building the record: the

@@ -2,13 +2,7 @@
 // leaves at once, flush() writes now, and a process exit writes whatever is pending.
 import { setTimeout as delay } from 'node:timers/promises';
 import { Writable } from 'node:stream';
-import {
-  FLUSH_AFTER_MS,
-  FLUSH_AT_BYTES,
-  LineBatcher,
-  streamSink,
-} from '../../src/telemetry/line-batcher';
-import { createLogger } from '../../src/telemetry/logger';
+import { FLUSH_AFTER_MS, FLUSH_AT_BYTES, LineBatcher } from '../../src/telemetry/line-batcher';
 
 function collector() {
   const writes: string[] = [];
@@ -65,29 +59,4 @@ it('when the process exits, then pending lines are written', () => {
   batcher.push('{"last":true}');
   exit();
   expect(writes).toEqual(['{"last":true}\n']);
-});
-
-it("when the logger is given a stream of the caller's, then each line is written to it at once, newline-terminated, in order", () => {
-  const { writes, target } = collector();
-  const logger = createLogger({
-    service: 'svc',
-    version: '1.0.0',
-    env: 'test',
-    level: 'info',
-    format: 'json',
-    stream: target,
-  });
-  logger.info('first', { n: 1 });
-  logger.warn('second');
-  logger.debug('below the level');
-  expect(writes).toHaveLength(2);
-  expect(
-    writes.every((write) => write.endsWith('}\n') && write.indexOf('\n') === write.length - 1),
-  ).toBe(true);
-  expect(writes.map((write) => (JSON.parse(write) as { event: string }).event)).toEqual([
-    'first',
-    'second',
-  ]);
-  streamSink(target).push('{"raw":true}');
-  expect(writes[2]).toBe('{"raw":true}\n');
 });
