@@ -119,11 +119,6 @@ export function createDatabase(
       traced(target, parent, statement, () => query<R>(statement.text, params)),
   });
 
-  // cockatiel hangs one abort listener per running call on the caller's signal; without one it uses
-  // a single shared signal, and more than 10 concurrent calls trip Node's leak warning.
-  const withSignal = (options: RunOptions): RunOptions =>
-    options.signal === undefined ? { ...options, signal: new AbortController().signal } : options;
-
   // While health pings fail, calls are refused at once: a database that does not answer at all
   // (a network black hole) would otherwise hold each request for its whole attempt timeout, and
   // the breaker only opens after several of them. The pinger's recovery re-opens the gate.
@@ -147,7 +142,7 @@ export function createDatabase(
         return work(
           sessionOf(target, parent, (text, params) => target.query(text, params, signal)),
         );
-      }, withSignal(options));
+      }, options);
     },
     transaction(name, work, options) {
       const refusal = refused();
@@ -184,7 +179,7 @@ export function createDatabase(
               throw error;
             },
           );
-      }, withSignal(options));
+      }, options);
     },
   };
 }
