@@ -3,9 +3,10 @@
 // pg.Pool running the service's own SELECT (SELECT_ORDER from src/orders/data/order.repository.ts,
 // the same text) as a named prepared statement. It answers what the contract requires of this
 // route: 200 with the order JSON (members in the contract's order), Content-Type
-// application/json, Cache-Control: no-store and an X-Request-Id (a new UUID: the load generator
-// sends none), no ETag (the service sends none), 404 for an id that is not a UUID or names no order of the default tenant. Nothing
-// else: no access log, tracing, metrics, rate limit, load shedding, deadline or resilience policy.
+// application/json, Cache-Control: no-store, an X-Request-Id (a new UUID: the load generator
+// sends none) and X-Content-Type-Options: nosniff, no ETag (the service sends none), 404 for an id that is not a UUID or names no order of the default tenant. Nothing
+// else: no access log, tracing, metrics, rate limit (so no RateLimit headers), load shedding,
+// deadline or resilience policy.
 // Started by bench/run.ts with:
 //   DATABASE_URL    the bench database, migrations applied and orders seeded by the orchestrator
 //   BENCH_POOL_MAX  the service's default DATABASE_POOL_MAX (read from its config)
@@ -42,6 +43,7 @@ function notFound(res: Response): void {
 
 async function getOrder(req: Request<{ id: string }>, res: Response): Promise<void> {
   res.setHeader('X-Request-Id', randomUUID());
+  res.setHeader('X-Content-Type-Options', 'nosniff');
   const { id } = req.params;
   if (!UUID.test(id)) {
     notFound(res);

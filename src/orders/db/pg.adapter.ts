@@ -48,10 +48,12 @@ export interface PgOptions {
 
 const INT8_OID = 20;
 
-// int8 as numbers (see toSafeNumber); every other type keeps pg's own parser.
+// int8 as numbers (see toSafeNumber); every other type keeps pg's own parser. pg asks for each
+// column of every result: the int8 parser is one function, not a new one per column.
+const int8 = (text: string): number => toSafeNumber(text);
 const types = {
   getTypeParser: ((oid: number, format?: 'text' | 'binary') => {
-    if (oid === INT8_OID) return (text: string) => toSafeNumber(text);
+    if (oid === INT8_OID) return int8;
     return pg.types.getTypeParser(oid, format ?? 'text') as unknown;
   }) as typeof pg.types.getTypeParser,
 };
@@ -220,6 +222,11 @@ function preparedName(text: string): string | undefined {
   return name;
 }
 
+/** The prepared statement's name, or undefined to run it unnamed. */
+function nameOf(prepared: boolean, text: string, params: readonly unknown[]): string | undefined {
+  return !prepared || params.length === 0 ? undefined : preparedName(text);
+}
+
 /** What pg's Query reads when it is submitted (set after construction, see `statementOf`). */
 interface SubmittedQuery {
   text: string;
@@ -253,12 +260,7 @@ function statementOf<R extends Row>(
 
 function sessionOf(client: pg.PoolClient, prepared: boolean, pipelined: boolean): DbSession {
   const send = <R extends Row>(text: string, params: readonly unknown[]): Promise<QueryResult<R>> =>
-    statementOf<R>(
-      client,
-      text,
-      params as unknown[],
-      !prepared || params.length === 0 ? undefined : preparedName(text),
-    );
+    statementOf<R>(client, text, params as unknown[], nameOf(prepared, text, params));
   // Without pipelining, a statement given before the previous one answered waits for it here
   // (pg itself would queue it, with a deprecation warning).
   let previous: Promise<unknown> = Promise.resolve();
@@ -294,8 +296,9 @@ export function createPgDb(options: PgOptions, logger: Logger): Db {
     driver: 'postgresql',
     target: targetOf(options.url),
     query<R extends Row>(text: string, params: readonly unknown[] = [], signal?: AbortSignal) {
+      // One statement on its own connection: nothing to queue behind, no session needed.
       return withClient(pool, signal, (client) =>
-        sessionOf(client, prepared, pipelined).query<R>(text, params),
+        statementOf<R>(client, text, params as unknown[], nameOf(prepared, text, params)),
       );
     },
     transaction<T>(work: (tx: DbSession) => Promise<T>, signal?: AbortSignal) {
