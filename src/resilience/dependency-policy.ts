@@ -237,22 +237,22 @@ export function createDependencyPolicy(
     );
   }
 
-  /** Retries of what is worth retrying, with backoff, while the caller still waits. */
-  async function retried<T>(
+  /**
+   * Retries of what is worth retrying, with backoff, while the caller still waits. A chain of
+   * callbacks rather than an async loop: one promise more than the attempt's on the usual path.
+   */
+  function retried<T>(
     fn: (signal: AbortSignal) => Promise<T>,
     caller: AbortSignal | undefined,
+    attemptNo = 0,
+    backoff?: IBackoff<unknown>,
   ): Promise<T> {
-    let backoff: IBackoff<unknown> | undefined;
-    for (let attemptNo = 0; ; attemptNo += 1) {
-      try {
-        return await guarded(fn, caller);
-      } catch (error) {
-        if (!retryable(error) || caller?.aborted === true || attemptNo >= retries) throw error;
-        // cockatiel's exponential backoff with decorrelated jitter reads no context.
-        backoff = backoff === undefined ? backoffs.next() : backoff.next(undefined);
-        await sleep(backoff.duration);
-      }
-    }
+    return guarded(fn, caller).catch((error: unknown) => {
+      if (!retryable(error) || caller?.aborted === true || attemptNo >= retries) throw error;
+      // cockatiel's exponential backoff with decorrelated jitter reads no context.
+      const next = backoff === undefined ? backoffs.next() : backoff.next(undefined);
+      return sleep(next.duration).then(() => retried(fn, caller, attemptNo + 1, next));
+    });
   }
 
   // ---- bulkhead: `concurrency` calls run, `queue` wait for a slot, the rest are refused.
@@ -263,21 +263,44 @@ export function createDependencyPolicy(
     const next = waiting.shift();
     if (next !== undefined) next();
   };
-  function limited<T>(task: () => Promise<T>, caller: AbortSignal | undefined): Promise<T> {
-    if (caller?.aborted === true) return Promise.reject(new TaskCancelledError());
+  /**
+   * `task` in a slot of the bulkhead; its failure, or the bulkhead's refusal, goes through
+   * `failed` (one promise for the slot and the answer).
+   */
+  function limited<T>(
+    task: () => Promise<T>,
+    caller: AbortSignal | undefined,
+    failed: (error: unknown) => unknown,
+  ): Promise<T> {
+    const run = (): Promise<T> =>
+      started(task).then(
+        (value) => {
+          leave();
+          return value;
+        },
+        (error: unknown) => {
+          leave();
+          throw failed(error);
+        },
+      );
+    const refuse = (error: Error): Promise<T> =>
+      Promise.resolve().then(() => {
+        throw failed(error);
+      });
+    if (caller?.aborted === true) return refuse(new TaskCancelledError());
     if (active < options.concurrency) {
       active += 1;
-      return started(task).finally(leave);
+      return run();
     }
     if (waiting.length < options.queue) {
       return new Promise<void>((resolve) => waiting.push(resolve)).then(() => {
         active += 1;
-        const running =
-          caller?.aborted === true ? Promise.reject(new TaskCancelledError()) : task();
-        return running.finally(leave);
+        if (caller?.aborted !== true) return run();
+        leave();
+        throw failed(new TaskCancelledError());
       });
     }
-    return Promise.reject(new BulkheadRejectedError(options.concurrency, options.queue));
+    return refuse(new BulkheadRejectedError(options.concurrency, options.queue));
   }
 
   return {
@@ -286,9 +309,7 @@ export function createDependencyPolicy(
     call(fn, callOptions) {
       const caller = callOptions.signal;
       const task = callOptions.retry ? () => retried(fn, caller) : () => guarded(fn, caller);
-      return limited(task, caller).catch((error: unknown) => {
-        throw toAppError(name, error, caller, options.isFailure);
-      });
+      return limited(task, caller, (error) => toAppError(name, error, caller, options.isFailure));
     },
   };
 }
