@@ -36,8 +36,28 @@ export interface BenchDatabase {
   counts(): Promise<TableCounts>;
   /** Orders and idempotency keys that belong to `tenant` (migration 007's tenant_id). */
   tenantCounts(tenant: string): Promise<TenantCounts>;
+  /**
+   * Scenarios (i) and (j): `count` orders of the default tenant, each with ORDER_BODY's items,
+   * written directly (not through a server) with the fixed `createdAt`; returns their ids in
+   * insertion order.
+   */
+  seedOrders(count: number, order: SeedOrder): Promise<string[]>;
   /** DROP DATABASE ... WITH (FORCE); idempotent. */
   drop(): Promise<void>;
+}
+
+/** What every seeded order holds (the body of ORDER_BODY, its total and a fixed creation time). */
+export interface SeedOrder {
+  readonly customerId: string;
+  readonly currency: string;
+  readonly items: readonly {
+    readonly sku: string;
+    readonly quantity: number;
+    readonly unit_price_cents: number;
+  }[];
+  readonly totalCents: number;
+  /** ISO 8601 with milliseconds, as the API shows created_at. */
+  readonly createdAt: string;
 }
 
 async function withClient<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
@@ -126,6 +146,35 @@ export async function createBenchDatabase(adminUrl: string): Promise<BenchDataba
         const row = rows[0];
         if (row === undefined) throw new Error('tenantCounts: no row');
         return { orders: Number(row.orders), keys: Number(row.keys) };
+      });
+    },
+    seedOrders(count, order) {
+      return withClient(url, async (client) => {
+        await client.query('BEGIN');
+        try {
+          const { rows } = await client.query<{ id: string }>(
+            `INSERT INTO orders (id, customer_id, currency, total_cents, status, idempotency_key,
+                                 created_at)
+             SELECT gen_random_uuid(), $2, $3, $4, 'pending', 'bench-seed-' || n, $5
+               FROM generate_series(1, $1::integer) AS n
+              ORDER BY n
+             RETURNING id`,
+            [count, order.customerId, order.currency, order.totalCents, order.createdAt],
+          );
+          await client.query(
+            `INSERT INTO order_items (order_id, line_no, sku, quantity, unit_price_cents)
+             SELECT o.id, line.position, line.item->>'sku', (line.item->>'quantity')::integer,
+                    (line.item->>'unit_price_cents')::bigint
+               FROM orders o,
+                    jsonb_array_elements($1::jsonb) WITH ORDINALITY AS line(item, position)`,
+            [JSON.stringify(order.items)],
+          );
+          await client.query('COMMIT');
+          return rows.map((row) => row.id);
+        } catch (error) {
+          await client.query('ROLLBACK').catch(() => undefined);
+          throw error;
+        }
       });
     },
     drop() {

@@ -1,8 +1,9 @@
 // The load generator: its own process, so its CPU time never lands in the server's accounting.
-// A fixed number of GETs (or POSTs of a JSON body with a unique Idempotency-Key each, plus the
-// job's extra headers if any, e.g. a bearer token, when the job has `post`) over `concurrency`
-// keep-alive connections (one http.Agent), each of the `concurrency` loops sending its next
-// request as soon as the previous one is answered.
+// A fixed number of GETs (of one path, or when the job has `ids` of the path followed by each id
+// in turn), or of POSTs of a JSON body with a unique Idempotency-Key each, plus the job's extra
+// headers if any, e.g. a bearer token, when the job has `post`, over `concurrency` keep-alive
+// connections (one http.Agent), each of the `concurrency` loops sending its next request as soon
+// as the previous one is answered.
 //   warm-up (not measured) -> settle -> GET /bench/cpu -> measured load -> settle -> GET /bench/cpu
 // Latency is per request, from http.get to the end of the response body (process.hrtime.bigint).
 // The CPU_PATH calls are not counted. Started by bench/run.ts with the job as JSON in argv[2];
@@ -105,6 +106,11 @@ function sender(
   tag: 'w' | 'm',
 ): (index: number) => Promise<number> {
   const spec = job.post;
+  const { ids } = job;
+  if (spec === undefined && ids !== undefined) {
+    const paths = ids.map((id) => `${job.path}${id}`);
+    return (index) => get(agent, job.port, paths[index % paths.length] ?? job.path);
+  }
   if (spec === undefined) return () => get(agent, job.port, job.path);
   const body = Buffer.from(spec.body, 'utf8');
   const prefix = `${spec.keyPrefix}-${tag}`;

@@ -19,6 +19,8 @@ export const NOOP_BODY: Readonly<Record<string, string | number>> = Object.freez
 
 /** The orders route measured in scenarios (e)-(h) (contract section 6). */
 export const ORDERS_PATH = '/v1/orders';
+/** Scenarios (i) and (j): GET of one order, this prefix and the order's id. */
+export const ORDER_PATH_PREFIX = '/v1/orders/';
 /** A valid POST /v1/orders body of 3 items, the same for every request (only the key changes). */
 export const ORDER_BODY = Object.freeze({
   customer_id: 'bench-customer-0001',
@@ -75,6 +77,11 @@ export interface LoadJob {
   readonly timeoutMs: number;
   /** Absent: GET `path`. */
   readonly post?: PostSpec;
+  /**
+   * GETs of `path` + one of these in turn (request n gets `ids[n % ids.length]`), e.g. order ids
+   * after `/v1/orders/` in scenarios (i) and (j). Absent: GET `path` itself. Not with `post`.
+   */
+  readonly ids?: readonly string[];
 }
 
 /** Load generator -> orchestrator: the measured phase only (the warm-up is not in it). */
@@ -173,7 +180,11 @@ export function isLoadJob(value: unknown): value is LoadJob {
     isNumber(value.concurrency) &&
     isNumber(value.settleMs) &&
     isNumber(value.timeoutMs) &&
-    (value.post === undefined || isPostSpec(value.post))
+    (value.post === undefined || isPostSpec(value.post)) &&
+    (value.ids === undefined ||
+      (Array.isArray(value.ids) &&
+        value.ids.length > 0 &&
+        value.ids.every((id) => typeof id === 'string')))
   );
 }
 

@@ -1,7 +1,7 @@
 // `npm run bench`: CPU per request of ops-service against a bare Express 5 app, in one run on this
 // machine, printed as one markdown table (method: bench/README.md).
 //   (a) bare Express 5, GET /bench/noop
-//   (p) opt-in reference: (a) plus ops-service's keepShapes (bare-express-preshaped.ts)
+//   (p) the baseline of (b)-(d): (a) plus ops-service's keepShapes (bare-express-preshaped.ts)
 //   (b) ops-service, no OTLP endpoint (spans are still made, not exported)
 //   (c) ops-service, OTEL_TRACES_SAMPLER_ARG=0.1, exporting to a live local OTLP/gRPC receiver
 //   (d) ops-service, OTEL_TRACES_SAMPLER_ARG=1.0, exporting to a live local OTLP/gRPC receiver
@@ -10,19 +10,24 @@
 // Then a second table, POST /v1/orders on PostgreSQL (a database of its own, dropped at the end):
 //   (e) ops-service with the orders module (bench-service.js --orders), no OTLP endpoint
 //   (f) minimal Express 5 + pg.Pool doing the same inserts in one transaction (minimal-orders.ts)
-//   (g) opt-in reference: (f) on (e)'s database protocol (named prepared statements, pipelined)
+//   (g) the baseline of (e): (f) on (e)'s database protocol (named prepared statements, pipelined)
 //   (h) opt-in: (e) with AUTH_MODE=jwt, every POST carrying one ES256 bearer token (scope
 //       orders:write) signed once before the first round with the development key
 //       (scripts/dev-token.ts, deploy/auth/): what verifying the token costs per order, (h)/(e)
+//   (i) GET /v1/orders/{id} on the service (bench-service.js --orders), seeded orders
+//   (j) the baseline of (i): the same GET hand-written (hand-written-get.ts: Express 5 + keepShapes +
+//       pg, the service's SELECT as a named prepared statement)
 // in BENCH_ORDER_ROUNDS rounds (scenario order alternating), and its goal: (e)'s median req/s >=
-// 85% of (f)'s.
-// Knobs (environment): BENCH_REQUESTS (20000), BENCH_WARMUP (2000), BENCH_SCENARIOS ("abcdef"),
+// 85% of (f)'s; with (g) or (j) selected, issue 16's goals against them: (e)/(g) CPU per order
+// <= 1.1 and req/s >= 0.95, (i)/(j) CPU per GET <= 1.5.
+// Knobs (environment): BENCH_REQUESTS (20000), BENCH_WARMUP (2000), BENCH_SCENARIOS ("apbcdefgij"), BENCH_ROUNDS (3),
 // BENCH_ROUTES (e.g. "/bench/noop"; all by default), BENCH_SERVER_NODE_OPTIONS (extra node flags
 // for the server children, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"), BENCH_SERVICE_ENV (extra
 // "NAME=value" settings for the ops-service servers, e.g. "LOG_LEVEL=warn"), BENCH_ORDER_REQUESTS
-// (3000), BENCH_ORDER_WARMUP (300), BENCH_ORDER_ROUNDS (5), BENCH_DATABASE_ADMIN_URL
+// (3000), BENCH_ORDER_WARMUP (300), BENCH_ORDER_ROUNDS (5), BENCH_GET_REQUESTS (10000),
+// BENCH_GET_WARMUP (1000), BENCH_DATABASE_ADMIN_URL
 // (postgres://postgres@127.0.0.1:5432/test: where the bench database is created and dropped).
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -55,7 +60,7 @@ import {
   stopServer,
   within,
 } from './harness';
-import { type LoadResult, NOOP_PATH, ORDER_BODY, ORDERS_PATH } from './protocol';
+import { type LoadResult, NOOP_PATH, ORDER_BODY, ORDER_PATH_PREFIX, ORDERS_PATH } from './protocol';
 import { type BenchReceiver, startReceiver } from './receiver';
 
 const REQUESTS = intFromEnv('BENCH_REQUESTS', 20_000);
@@ -74,6 +79,10 @@ const ORDER_WARMUP = intFromEnv('BENCH_ORDER_WARMUP', 300);
 const ORDER_CONCURRENCY = 16;
 /** Rounds of the orders scenarios, in alternating order (e f, f e, e f...); medians are reported. */
 const ORDER_ROUNDS = intFromEnv('BENCH_ORDER_ROUNDS', 5);
+/** (i), (j): orders written before each run, and the GETs of them (round-robin) per run. */
+const GET_SEEDED = 1_000;
+const GET_REQUESTS = intFromEnv('BENCH_GET_REQUESTS', 10_000);
+const GET_WARMUP = intFromEnv('BENCH_GET_WARMUP', 1_000);
 const ADMIN_URL = process.env.BENCH_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 /** CREATE/DROP DATABASE, emptying it, migrations, counting rows. */
 const DB_TIMEOUT_MS = 20_000;
@@ -81,6 +90,10 @@ const DB_TIMEOUT_MS = 20_000;
 const CLEANUP_TIMEOUT_MS = 5_000;
 /** (e) req/s must be at least this share of (f) req/s. */
 const THROUGHPUT_GOAL = 0.85;
+/** Issue #16 against the references: (e)/(g) CPU per order, (e)/(g) req/s, (i)/(j) CPU per GET. */
+const PREPARED_CPU_GOAL = 1.1;
+const PREPARED_THROUGHPUT_GOAL = 0.95;
+const GET_CPU_GOAL = 1.5;
 /** (h): the tenant and subject of the bench's bearer token, and the one scope it carries. */
 const BENCH_TENANT = 'bench-tenant';
 const BENCH_SUBJECT = 'bench-load';
@@ -105,8 +118,8 @@ const PRESHAPED_GOALS = [
 
 type ScenarioId = 'a' | 'p' | 'b' | 'c' | 'd';
 
-/** Every scenario but the opt-in (h) (authentication): the service rows and their baselines. */
-const DEFAULT_SCENARIOS = 'apbcdefg';
+/** Every scenario but (h) (authentication, opt-in): the service rows and their baselines. */
+const DEFAULT_SCENARIOS = 'apbcdefgij';
 
 interface Scenario {
   readonly id: ScenarioId;
@@ -159,12 +172,14 @@ const SCENARIOS: readonly Scenario[] = [
   },
 ];
 
-type OrdersScenarioId = 'e' | 'f' | 'g' | 'h';
+type OrdersScenarioId = 'e' | 'f' | 'g' | 'h' | 'i' | 'j';
 
 interface OrdersScenario {
   readonly id: OrdersScenarioId;
   readonly label: string;
-  readonly entry: 'bench-service.js' | 'minimal-orders.js';
+  readonly entry: 'bench-service.js' | 'minimal-orders.js' | 'hand-written-get.js';
+  /** (i), (j): GET /v1/orders/{id} of seeded orders instead of POST /v1/orders. */
+  readonly get?: boolean;
   /** (g): the minimal handler on the service's database protocol (prepared, pipelined). */
   readonly serviceProtocol?: boolean;
   /** (h): the service with AUTH_MODE=jwt, every POST with the bench's bearer token. */
@@ -187,6 +202,20 @@ const ORDERS_SCENARIOS: readonly OrdersScenario[] = [
     label: '(h) ops-service + orders, AUTH_MODE=jwt',
     entry: 'bench-service.js',
     auth: true,
+  },
+  {
+    // Opt-in: GET /v1/orders/{id} of seeded orders, the service against (j).
+    id: 'i',
+    label: '(i) ops-service + orders module',
+    entry: 'bench-service.js',
+    get: true,
+  },
+  {
+    // Opt-in reference: a hand-written Express 5 + keepShapes + pg handler, the same SELECT.
+    id: 'j',
+    label: '(j) hand-written, preshaped + prepared',
+    entry: 'hand-written-get.js',
+    get: true,
   },
 ];
 
@@ -327,12 +356,7 @@ async function runScenario(scenario: Scenario, problems: string[]): Promise<Scen
       tracedRequests += (route === HEALTH_PATH ? 0 : WARMUP + REQUESTS) + 2;
     }
     await stopServer(server);
-    if (scenario.entry === 'bench-service.js') {
-      notes.push(
-        `${scenario.label}: ${server.logs.lines} log lines drained from the server's stdout pipe` +
-          `, ${server.logs.warnOrError} of them at level warn or error`,
-      );
-    }
+    notes.push(...logNote(scenario, server));
     if (receiver !== undefined) {
       countSpans();
       notes.push(
@@ -435,6 +459,30 @@ interface Answer {
   readonly text: string;
 }
 
+/** One request on a fresh connection (agent: false), closed after the answer. */
+function exchangeOnce(
+  port: number,
+  request: { method: 'GET' | 'POST'; path: string; headers: http.OutgoingHttpHeaders },
+  body: Buffer | undefined,
+): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, agent: false, ...request }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.once('end', () => {
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          text: Buffer.concat(chunks).toString('utf8'),
+        });
+      });
+    });
+    req.once('error', reject);
+    req.setTimeout(5_000, () => req.destroy(new Error(`smoke ${request.method} timeout`)));
+    req.end(body);
+  });
+}
+
 /** One POST of ORDER_BODY on a fresh connection (agent: false), closed after the answer. */
 function postOnce(
   port: number,
@@ -442,37 +490,13 @@ function postOnce(
   extra: Readonly<Record<string, string>> | undefined,
 ): Promise<Answer> {
   const body = Buffer.from(JSON.stringify(ORDER_BODY));
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      {
-        host: '127.0.0.1',
-        port,
-        path: ORDERS_PATH,
-        method: 'POST',
-        agent: false,
-        headers: {
-          'content-type': 'application/json',
-          'content-length': body.length,
-          'idempotency-key': key,
-          ...extra,
-        },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.once('end', () => {
-          resolve({
-            status: res.statusCode ?? 0,
-            headers: res.headers,
-            text: Buffer.concat(chunks).toString('utf8'),
-          });
-        });
-      },
-    );
-    req.once('error', reject);
-    req.setTimeout(5_000, () => req.destroy(new Error('smoke POST timeout')));
-    req.end(body);
-  });
+  const headers = {
+    'content-type': 'application/json',
+    'content-length': body.length,
+    'idempotency-key': key,
+    ...extra,
+  };
+  return exchangeOnce(port, { method: 'POST', path: ORDERS_PATH, headers }, body);
 }
 
 /**
@@ -517,6 +541,18 @@ async function refusedWithoutToken(port: number, key: string): Promise<string | 
     );
   }
   return undefined;
+}
+
+/** The log lines an ops-service server wrote (none for the minimal and hand-written ones). */
+function logNote(
+  scenario: { readonly label: string; readonly entry: string },
+  server: RunningServer,
+): string[] {
+  if (scenario.entry !== 'bench-service.js') return [];
+  return [
+    `${scenario.label}: ${server.logs.lines} log lines drained from the server's stdout pipe` +
+      `, ${server.logs.warnOrError} of them at level warn or error`,
+  ];
 }
 
 /** One round of one scenario: an empty database, a fresh server, the load, the rows checked. */
@@ -580,12 +616,7 @@ async function runOrdersScenario(
     }
     const measured = measuredOf(result);
     await stopServer(server);
-    if (scenario.entry === 'bench-service.js') {
-      notes.push(
-        `${scenario.label}: ${server.logs.lines} log lines drained from the server's stdout pipe` +
-          `, ${server.logs.warnOrError} of them at level warn or error`,
-      );
-    }
+    notes.push(...logNote(scenario, server));
     // Every request made exactly one order, its items, one event and one completed key.
     const expected = 1 + ORDER_WARMUP + ORDER_REQUESTS;
     const counts = await within(database.counts(), DB_TIMEOUT_MS, 'counting rows');
@@ -620,6 +651,111 @@ async function runOrdersScenario(
       }
     }
     return { measured: refused > 0 ? undefined : measured, notes };
+  } finally {
+    if (server !== undefined) await stopServer(server);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// GET /v1/orders/{id}: (i) the service against (j) the hand-written handler, on seeded orders
+
+/** What every seeded order holds: ORDER_BODY, its total and one fixed creation time. */
+const SEED_ORDER = {
+  customerId: ORDER_BODY.customer_id,
+  currency: ORDER_BODY.currency,
+  items: ORDER_BODY.items,
+  totalCents: EXPECTED_TOTAL,
+  createdAt: '2026-01-01T00:00:00.000Z',
+} as const;
+
+/** The body GET /v1/orders/{id} must answer for a seeded order, byte for byte (contract section 6). */
+function seededOrderJson(id: string): string {
+  return JSON.stringify({
+    id,
+    customer_id: SEED_ORDER.customerId,
+    currency: SEED_ORDER.currency,
+    items: SEED_ORDER.items,
+    total_cents: SEED_ORDER.totalCents,
+    status: 'pending',
+    created_at: SEED_ORDER.createdAt,
+  });
+}
+
+/** One GET on a fresh connection (agent: false), closed after the answer. */
+function getOnce(port: number, urlPath: string): Promise<Answer> {
+  return exchangeOnce(port, { method: 'GET', path: urlPath, headers: {} }, undefined);
+}
+
+/**
+ * Before the load, on fresh connections: a seeded order answers 200 with exactly the expected
+ * body and the headers the contract requires (JSON, Cache-Control: no-store, X-Request-Id); an
+ * id that names no order answers 404. Both servers must answer alike for the comparison.
+ */
+async function smokeGet(port: number, id: string): Promise<string | undefined> {
+  const found = await getOnce(port, `${ORDER_PATH_PREFIX}${id}`);
+  if (found.status !== 200) return `answered ${found.status}: ${found.text.slice(0, 300)}`;
+  if (found.text !== seededOrderJson(id)) return `body ${found.text.slice(0, 300)}`;
+  if (!/^application\/json\b/.test(found.headers['content-type'] ?? ''))
+    return `Content-Type ${found.headers['content-type']}`;
+  if (found.headers['cache-control'] !== 'no-store')
+    return `Cache-Control ${found.headers['cache-control']}`;
+  if (typeof found.headers['x-request-id'] !== 'string') return 'no X-Request-Id';
+  const missing = await getOnce(port, `${ORDER_PATH_PREFIX}${randomUUID()}`);
+  if (missing.status !== 404) return `an unknown id answered ${missing.status}, not 404`;
+  return undefined;
+}
+
+/**
+ * One round of (i) or (j): an empty database (migrated by the service's startup check, or here
+ * for (j)), a fresh server, GET_SEEDED orders written directly, the smoke GETs, then the load:
+ * GETs of the seeded ids in turn.
+ */
+async function runGetScenario(
+  scenario: OrdersScenario,
+  database: BenchDatabase,
+  problems: string[],
+): Promise<{ measured: Measured | undefined; notes: string[] }> {
+  const notes: string[] = [];
+  await within(database.reset(), DB_TIMEOUT_MS, 'emptying the bench database');
+  if (scenario.entry !== 'bench-service.js') {
+    await within(
+      database.applyMigrations(path.join(packageRoot(), 'migrations')),
+      DB_TIMEOUT_MS,
+      'migrations',
+    );
+  }
+  let server: RunningServer | undefined;
+  try {
+    server = await startServer(ordersServerSpec(scenario, database));
+    const ids = await within(
+      database.seedOrders(GET_SEEDED, SEED_ORDER),
+      DB_TIMEOUT_MS,
+      'seeding orders',
+    );
+    const first = ids[0];
+    if (first === undefined) throw new Error('no order was seeded');
+    const smoke = await smokeGet(server.port, first);
+    if (smoke !== undefined)
+      throw new Error(`GET ${ORDER_PATH_PREFIX}{id} before the load: ${smoke}`);
+    const result = await runLoad({
+      port: server.port,
+      path: ORDER_PATH_PREFIX,
+      warmup: GET_WARMUP,
+      count: GET_REQUESTS,
+      concurrency: ORDER_CONCURRENCY,
+      settleMs: SETTLE_MS,
+      timeoutMs: LOAD_TIMEOUT_MS,
+      ids,
+    });
+    checkStatuses(`${scenario.label} GET ${ORDER_PATH_PREFIX}{id}`, result, 200, problems);
+    const measured = measuredOf(result);
+    await stopServer(server);
+    notes.push(...logNote(scenario, server));
+    notes.push(
+      `${scenario.label}: ${ids.length} orders seeded, ${GET_WARMUP} + ${GET_REQUESTS} GETs of ` +
+        'them in turn',
+    );
+    return { measured, notes };
   } finally {
     if (server !== undefined) await stopServer(server);
   }
@@ -699,7 +835,10 @@ async function runOrders(
       const order = round % 2 === 1 ? scenarios : [...scenarios].reverse();
       for (const scenario of order) {
         try {
-          const outcome = await runOrdersScenario(scenario, database, bearer, problems);
+          const outcome =
+            scenario.get === true
+              ? await runGetScenario(scenario, database, problems)
+              : await runOrdersScenario(scenario, database, bearer, problems);
           if (outcome.measured !== undefined) runs.get(scenario.id)?.push(outcome.measured);
           notes.push(...outcome.notes.map((note) => `round ${round}, ${note}`));
         } catch (error) {
@@ -795,12 +934,14 @@ function ordersTable(rows: readonly OrdersRow[], minimal: number | undefined): s
   ];
   const lines = rows.map((row) => [
     row.scenario.label,
-    `POST ${ORDERS_PATH}`,
+    row.scenario.get === true ? `GET ${ORDER_PATH_PREFIX}:id` : `POST ${ORDERS_PATH}`,
     fixed(row.requestsPerSecond, 0),
     fixed(row.p50Ms, 2),
     fixed(row.p99Ms, 2),
     fixed(row.cpuMicrosPerRequest, 0),
-    minimal === undefined ? 'n/a' : fixed(row.requestsPerSecond / minimal, 2),
+    minimal === undefined || row.scenario.get === true
+      ? 'n/a'
+      : fixed(row.requestsPerSecond / minimal, 2),
     fixed(row.rssMb, 1),
     row.rounds.map((value) => fixed(value, 0)).join(' '),
   ]);
@@ -835,13 +976,77 @@ function ordersGoal(rows: readonly OrdersRow[]): string[] {
     `- (e)/(f) round by round: ${perRound.map((value) => fixed(value, 2)).join(', ')} ` +
       `(${held} of ${perRound.length} rounds at or above ${THROUGHPUT_GOAL.toFixed(2)})`,
   );
-  const prepared = rows.find((r) => r.scenario.id === 'g');
-  if (prepared !== undefined) {
+  return out;
+}
+
+interface ReferenceGoal {
+  readonly service: OrdersScenarioId;
+  readonly reference: OrdersScenarioId;
+  readonly what: string;
+  /** CPU µs/req (at most `limit` times the reference's) or req/s (at least `limit` times). */
+  readonly figure: 'cpu' | 'throughput';
+  readonly limit: number;
+}
+
+const REFERENCE_GOALS: readonly ReferenceGoal[] = [
+  {
+    service: 'e',
+    reference: 'g',
+    what: `CPU µs per POST ${ORDERS_PATH}`,
+    figure: 'cpu',
+    limit: PREPARED_CPU_GOAL,
+  },
+  {
+    service: 'e',
+    reference: 'g',
+    what: `req/s of POST ${ORDERS_PATH}`,
+    figure: 'throughput',
+    limit: PREPARED_THROUGHPUT_GOAL,
+  },
+  {
+    service: 'i',
+    reference: 'j',
+    what: `CPU µs per GET ${ORDER_PATH_PREFIX}:id`,
+    figure: 'cpu',
+    limit: GET_CPU_GOAL,
+  },
+];
+
+/**
+ * The issue's goals against the references (g) and (j): the ratio of the medians, HOLDS or
+ * MISSED, and the same ratio round by round (both ran in each round, back to back). Only goals
+ * whose two scenarios were selected are printed.
+ */
+function referenceGoals(rows: readonly OrdersRow[], selected: readonly OrdersScenario[]): string[] {
+  const chosen = REFERENCE_GOALS.filter((goal) =>
+    [goal.service, goal.reference].every((id) => selected.some((s) => s.id === id)),
+  );
+  if (chosen.length === 0) return [];
+  const out = ['Goals (issue 16) against the references, medians over the rounds:'];
+  for (const goal of chosen) {
+    const cpu = goal.figure === 'cpu';
+    const name = `(${goal.service})/(${goal.reference}) ${goal.what} ${cpu ? '<=' : '>='} ${fixed(goal.limit, 2)}`;
+    const service = rows.find((r) => r.scenario.id === goal.service);
+    const reference = rows.find((r) => r.scenario.id === goal.reference);
+    if (service === undefined || reference === undefined) {
+      out.push(`- ${name}: not measured (a scenario has no successful run)`);
+      continue;
+    }
+    const of = (row: OrdersRow): number => (cpu ? row.cpuMicrosPerRequest : row.requestsPerSecond);
+    const rounds = (row: OrdersRow): readonly number[] => (cpu ? row.cpuRounds : row.rounds);
+    const ratio = of(service) / of(reference);
+    const count = Math.min(rounds(service).length, rounds(reference).length);
+    const perRound = Array.from(
+      { length: count },
+      (_, i) => (rounds(service)[i] ?? Number.NaN) / (rounds(reference)[i] ?? Number.NaN),
+    );
+    const holds = (value: number): boolean => (cpu ? value <= goal.limit : value >= goal.limit);
     out.push(
-      `- reference, (e) against (g): ${fixed(service.requestsPerSecond / prepared.requestsPerSecond, 2)} ` +
-        `(round by round: ${roundRatios(service, prepared)
-          .map((value) => fixed(value, 2))
-          .join(', ')})`,
+      `- ${name}: ${fixed(ratio, 2)} (${fixed(of(service), 0)} vs ${fixed(of(reference), 0)}` +
+        `${cpu ? ' µs' : ' req/s'}) -> ${holds(ratio) ? 'HOLDS' : 'MISSED'}; round by round ` +
+        `${perRound.map((value) => fixed(value, 2)).join(', ')} (range ` +
+        `${fixed(Math.min(...perRound), 2)}-${fixed(Math.max(...perRound), 2)}, ` +
+        `${perRound.filter(holds).length} of ${perRound.length} rounds hold)`,
     );
   }
   return out;
@@ -931,6 +1136,13 @@ async function main(cancelDeadline: () => void): Promise<number> {
       `${CONCURRENCY} keep-alive connections, ${ROUNDS} rounds (scenario order alternating), ` +
       'figures are medians over rounds',
   );
+  if (ordersScenarios.some((s) => s.get === true)) {
+    console.log(
+      `GET ${ORDER_PATH_PREFIX}{id}: ${GET_REQUESTS} GETs per scenario and round after ` +
+        `${GET_WARMUP} warm-up, ${ORDER_CONCURRENCY} keep-alive connections, the ids of ` +
+        `${GET_SEEDED} seeded orders in turn`,
+    );
+  }
   if (ordersScenarios.length > 0) {
     console.log(
       `orders: ${ORDER_ROUNDS} rounds (scenario order alternating), each ${ORDER_REQUESTS} ` +
@@ -974,8 +1186,15 @@ async function main(cancelDeadline: () => void): Promise<number> {
     const minimal = ordersRows.find((r) => r.scenario.id === 'f')?.requestsPerSecond;
     console.log(ordersTable(ordersRows, minimal));
     console.log('');
-    console.log(ordersGoal(ordersRows).join('\n'));
-    console.log('');
+    if (ordersScenarios.some((s) => s.get !== true)) {
+      console.log(ordersGoal(ordersRows).join('\n'));
+      console.log('');
+    }
+    const references = referenceGoals(ordersRows, ordersScenarios);
+    if (references.length > 0) {
+      console.log(references.join('\n'));
+      console.log('');
+    }
     const auth = authCost(
       ordersRows,
       ordersScenarios.some((s) => s.auth === true),

@@ -244,4 +244,76 @@ describe('bulkhead', () => {
     release();
     await first;
   });
+
+  it('when calls wait in the queue, then each runs as a slot frees, in order, never more than the bulkhead allows at once', async () => {
+    const { policy } = setup({ concurrency: 2, queue: 3 });
+    let running = 0;
+    let most = 0;
+    const order: number[] = [];
+    const calls = Array.from({ length: 5 }, (_, i) =>
+      policy.call(
+        async () => {
+          running += 1;
+          most = Math.max(most, running);
+          order.push(i);
+          await delay(5);
+          running -= 1;
+          return i;
+        },
+        { retry: false },
+      ),
+    );
+    expect(await Promise.all(calls)).toEqual([0, 1, 2, 3, 4]);
+    expect(most).toBe(2);
+    expect(order).toEqual([0, 1, 2, 3, 4]);
+  });
+
+  it("when a queued call's deadline passes before its turn, then it never runs and answers REQUEST_TIMEOUT", async () => {
+    const { policy } = setup({ concurrency: 1, queue: 1 });
+    let release: () => void = () => undefined;
+    const first = policy.call(() => new Promise<void>((resolve) => (release = resolve)), {
+      retry: false,
+    });
+    const controller = new AbortController();
+    let ran = false;
+    const queued = policy.call(() => ((ran = true), Promise.resolve()), {
+      retry: false,
+      signal: controller.signal,
+    });
+    controller.abort(new Error('deadline'));
+    release();
+    await first;
+    expect(await codeOf(queued)).toBe('REQUEST_TIMEOUT');
+    expect(ran).toBe(false);
+  });
+});
+
+describe('half-open breaker and concurrent calls', () => {
+  it('when calls arrive during the half-open trial, then they wait for it and run once it closed the breaker', async () => {
+    const { policy, states } = setup();
+    for (let i = 0; i < 3; i += 1)
+      await codeOf(policy.call(() => Promise.reject(refused()), { retry: false }));
+    await delay(200);
+    let endTrial: () => void = () => undefined;
+    let trialDone = false;
+    const trial = policy.call(
+      () =>
+        new Promise<string>((resolve) => {
+          endTrial = () => {
+            trialDone = true;
+            resolve('trial');
+          };
+        }),
+      { retry: false },
+    );
+    expect(policy.breakerState()).toBe('half_open');
+    const waiting = policy.call(() => Promise.resolve(trialDone ? 'after' : 'during'), {
+      retry: false,
+    });
+    await delay(10);
+    endTrial();
+    expect(await trial).toBe('trial');
+    expect(await waiting).toBe('after');
+    expect(states).toEqual(['closed', 'open', 'half_open', 'closed']);
+  });
 });

@@ -23,7 +23,7 @@ const INSERT_ITEMS = sql(
      FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS line(item, position)`,
 );
 
-const SELECT_ORDER = sql(
+export const SELECT_ORDER = sql(
   'SELECT',
   'orders',
   `SELECT o.id, o.customer_id, o.currency, o.total_cents, o.status, o.created_at,

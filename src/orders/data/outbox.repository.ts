@@ -12,6 +12,7 @@ export interface OutboxEvent {
   readonly aggregateId: string;
   readonly eventType: string;
   readonly subject: string;
+  /** The event's JSON: a value to serialize, or a SerializedPayload (JSON text as it is). */
   readonly payload: unknown;
   /** W3C traceparent of the request that wrote it, if any. */
   readonly traceParent?: string | undefined;
@@ -31,6 +32,15 @@ const COUNT_BACKLOG = sql(
   'SELECT count(*) AS backlog FROM outbox WHERE published_at IS NULL',
 );
 
+/** A payload already written as JSON text (the creating request has its order's JSON at hand). */
+export class SerializedPayload {
+  constructor(readonly json: string) {}
+}
+
+function serializedPayload(payload: unknown): string {
+  return payload instanceof SerializedPayload ? payload.json : JSON.stringify(payload);
+}
+
 export async function insertEvent(session: Session, event: OutboxEvent): Promise<void> {
   await session.run(INSERT_EVENT, [
     event.eventId,
@@ -38,7 +48,7 @@ export async function insertEvent(session: Session, event: OutboxEvent): Promise
     event.aggregateId,
     event.eventType,
     event.subject,
-    JSON.stringify(event.payload),
+    serializedPayload(event.payload),
     event.traceParent ?? null,
   ]);
 }

@@ -3,23 +3,60 @@
 // CLIENT span, a child of the request's server span. Repositories describe their statements with
 // `sql(...)` so spans are named `INSERT orders`, `SELECT idempotency_keys`: the operation and the
 // table, never parameter values.
-import { type Context, SpanKind, SpanStatusCode, type Tracer, trace } from '@opentelemetry/api';
+import {
+  type Attributes,
+  type Context,
+  SpanKind,
+  SpanStatusCode,
+  type Tracer,
+  trace,
+} from '@opentelemetry/api';
 import { AppError } from '../../errors/catalogue';
 import { currentScope } from '../../telemetry/request-scope';
 import type { DependencyPolicy } from '../../resilience/dependency-policy';
-import type { Db, DbSession, QueryResult, Row } from './db';
+import type { Db, DbDriver, DbSession, QueryResult, Row } from './db';
 
 export interface Statement {
   readonly operation: string;
   readonly collection: string;
   readonly text: string;
+  /** Its span's name and attributes for each driver, made once (not per statement run). */
+  readonly span: {
+    readonly name: string;
+    readonly attributes: Readonly<Record<DbDriver, Attributes>>;
+  };
+}
+
+/** The attributes every database span has (the transaction's too). */
+function baseAttributes(driver: DbDriver): Attributes {
+  return {
+    'db.system.name': 'postgresql',
+    ...(driver === 'pglite' ? { 'db.client.name': 'pglite' } : {}),
+  };
 }
 
 /** A statement with what its span says about it. */
 export function sql(operation: string, collection: string, text: string): Statement {
   // The text is folded onto one line (for spans): a `--` comment would swallow the rest of it.
   if (text.includes('--')) throw new Error(`no SQL comments in statements: ${text}`);
-  return { operation, collection, text: text.replace(/\s+/g, ' ').trim() };
+  const folded = text.replace(/\s+/g, ' ').trim();
+  const attributes = (driver: DbDriver): Attributes =>
+    Object.freeze({
+      ...baseAttributes(driver),
+      'db.operation.name': operation,
+      'db.collection.name': collection,
+      // Parameterised text only: values travel as parameters and never reach telemetry.
+      'db.query.text': folded,
+    });
+  return {
+    operation,
+    collection,
+    text: folded,
+    span: {
+      name: `${operation} ${collection}`,
+      attributes: { postgresql: attributes('postgresql'), pglite: attributes('pglite') },
+    },
+  };
 }
 
 export interface Session {
@@ -61,10 +98,10 @@ export function createDatabase(
     }
     return current;
   };
-  const baseAttributes = (target: Db) => ({
-    'db.system.name': 'postgresql',
-    ...(target.driver === 'pglite' ? { 'db.client.name': 'pglite' } : {}),
-  });
+  const transactionAttributes = {
+    postgresql: Object.freeze(baseAttributes('postgresql')),
+    pglite: Object.freeze(baseAttributes('pglite')),
+  };
 
   function traced<R extends Row>(
     target: Db,
@@ -78,17 +115,8 @@ export function createDatabase(
     // sampled) would not record its children either: none is made.
     if (parent === undefined) return execute();
     const span = tracer.startSpan(
-      `${statement.operation} ${statement.collection}`,
-      {
-        kind: SpanKind.CLIENT,
-        attributes: {
-          ...baseAttributes(target),
-          'db.operation.name': statement.operation,
-          'db.collection.name': statement.collection,
-          // Parameterised text only: values travel as parameters and never reach telemetry.
-          'db.query.text': statement.text,
-        },
-      },
+      statement.span.name,
+      { kind: SpanKind.CLIENT, attributes: statement.span.attributes[target.driver] },
       parent,
     );
     return execute().then(
@@ -119,11 +147,6 @@ export function createDatabase(
       traced(target, parent, statement, () => query<R>(statement.text, params)),
   });
 
-  // cockatiel hangs one abort listener per running call on the caller's signal; without one it uses
-  // a single shared signal, and more than 10 concurrent calls trip Node's leak warning.
-  const withSignal = (options: RunOptions): RunOptions =>
-    options.signal === undefined ? { ...options, signal: new AbortController().signal } : options;
-
   // While health pings fail, calls are refused at once: a database that does not answer at all
   // (a network black hole) would otherwise hold each request for its whole attempt timeout, and
   // the breaker only opens after several of them. The pinger's recovery re-opens the gate.
@@ -147,7 +170,7 @@ export function createDatabase(
         return work(
           sessionOf(target, parent, (text, params) => target.query(text, params, signal)),
         );
-      }, withSignal(options));
+      }, options);
     },
     transaction(name, work, options) {
       const refusal = refused();
@@ -163,7 +186,7 @@ export function createDatabase(
         }
         const span = tracer.startSpan(
           name,
-          { kind: SpanKind.CLIENT, attributes: baseAttributes(target) },
+          { kind: SpanKind.CLIENT, attributes: transactionAttributes[target.driver] },
           scope,
         );
         // Statements of the transaction are children of its span.
@@ -184,7 +207,7 @@ export function createDatabase(
               throw error;
             },
           );
-      }, withSignal(options));
+      }, options);
     },
   };
 }

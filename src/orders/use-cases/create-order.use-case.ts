@@ -18,7 +18,7 @@ import {
   type StoredResponse,
 } from '../data/idempotency.repository';
 import { insertOrder, orderOf } from '../data/order.repository';
-import { insertEvent } from '../data/outbox.repository';
+import { insertEvent, SerializedPayload } from '../data/outbox.repository';
 import { orderFingerprint } from '../domain/fingerprint';
 import { type Order, type OrderInput, orderJson, orderLocation, totalCents } from '../domain/order';
 import { assertTenantId } from '../domain/tenant';
@@ -141,13 +141,13 @@ export function createOrderUseCase(deps: CreateOrderDeps): CreateOrder {
               eventType: ORDER_CREATED.eventType,
               subject: ORDER_CREATED.subject,
               // tenant_id beside the order, not in it: `order` stays the API's order, member
-              // for member; consumers that know no tenants ignore the new member.
-              payload: {
-                event_type: ORDER_CREATED.eventType,
-                occurred_at: order.created_at,
-                tenant_id: tenant,
-                order: orderJson(order),
-              },
+              // for member; consumers that know no tenants ignore the new member. The order is
+              // the response body as sent (the same JSON), not serialized a second time.
+              payload: new SerializedPayload(
+                `{"event_type":${JSON.stringify(ORDER_CREATED.eventType)},` +
+                  `"occurred_at":${JSON.stringify(order.created_at)},` +
+                  `"tenant_id":${JSON.stringify(tenant)},"order":${response.body}}`,
+              ),
               traceParent: traceparentOf(currentScope()?.context),
             }),
           ]);

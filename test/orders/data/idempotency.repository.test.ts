@@ -17,7 +17,7 @@ import {
   purgeExpiredKeys,
   readKey,
 } from '../../../src/orders/data/idempotency.repository';
-import type { Database, Session } from '../../../src/orders/db/database';
+import { type Database, type Session, sql as statement } from '../../../src/orders/db/database';
 import { findOrder, insertOrder } from '../../../src/orders/data/order.repository';
 import { applyPayment } from '../../../src/orders/data/payment.repository';
 import { DEFAULT_TENANT } from '../../../src/http/caller';
@@ -242,7 +242,7 @@ describe.each(backends)('on $name', (backend) => {
               idempotencyKey: 'rollback',
               createdAt: new Date(),
             });
-            await s.run({ operation: 'SELECT', collection: 'x', text: 'SELECT 1/0' });
+            await s.run(statement('SELECT', 'x', 'SELECT 1/0'));
           },
           { retry: false },
         ),

@@ -191,14 +191,14 @@ describe.each(backends)('on $name', (backend) => {
           idempotencyKey: `event-${randomUUID()}`,
           input: orderBody('customer-event', 2),
         });
-        const order = JSON.parse(created.response.body) as { id: string };
+        const order = JSON.parse(created.response.body) as { id: string; created_at: string };
         const [event] = await testDb.query<{ payload: Record<string, unknown> }>(
           'SELECT payload FROM outbox WHERE aggregate_id = $1',
           [order.id],
         );
         expect(event?.payload).toEqual({
           event_type: 'order.created',
-          occurred_at: expect.any(String) as unknown,
+          occurred_at: order.created_at,
           tenant_id: 'tenant-events',
           order,
         });
