@@ -32,7 +32,7 @@ import { type BenchReceiver, startReceiver } from './receiver';
 import { renderSvgPng } from './svg-png';
 
 const REQUESTS = intFromEnv('BENCH_REQUESTS', 20_000);
-const WARMUP = 2_000;
+const WARMUP = 10_000;
 const CONCURRENCY = 50;
 const HZ = intFromEnv('BENCH_PROFILE_HZ', 2_000);
 const LOAD_TIMEOUT_MS = 120_000;

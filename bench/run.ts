@@ -20,7 +20,8 @@
 // in BENCH_ORDER_ROUNDS rounds (scenario order alternating), and its goal: (e)'s median req/s >=
 // 85% of (f)'s; with (g) or (j) selected, issue 16's goals against them: (e)/(g) CPU per order
 // <= 1.1 and req/s >= 0.95, (i)/(j) CPU per GET <= 1.5.
-// Knobs (environment): BENCH_REQUESTS (20000), BENCH_WARMUP (2000), BENCH_SCENARIOS ("apbcdefgij"), BENCH_ROUNDS (3),
+// Knobs (environment): BENCH_REQUESTS (20000), BENCH_WARMUP (10000), BENCH_ROUNDS (5),
+// BENCH_SCENARIOS ("apbcdefgij"),
 // BENCH_ROUTES (e.g. "/bench/noop"; all by default), BENCH_SERVER_NODE_OPTIONS (extra node flags
 // for the server children, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"), BENCH_SERVICE_ENV (extra
 // "NAME=value" settings for the ops-service servers, e.g. "LOG_LEVEL=warn"), BENCH_ORDER_REQUESTS
@@ -64,12 +65,12 @@ import { type LoadResult, NOOP_PATH, ORDER_BODY, ORDER_PATH_PREFIX, ORDERS_PATH 
 import { type BenchReceiver, startReceiver } from './receiver';
 
 const REQUESTS = intFromEnv('BENCH_REQUESTS', 20_000);
-const WARMUP = intFromEnv('BENCH_WARMUP', 2_000);
+const WARMUP = intFromEnv('BENCH_WARMUP', 10_000);
 const CONCURRENCY = 50;
 const LOAD_TIMEOUT_MS = 90_000;
 const TOTAL_TIMEOUT_MS = 1_200_000;
 /** Rounds of the GET scenarios, in alternating order (a p b c d, d c b p a, ...); medians reported. */
-const ROUNDS = intFromEnv('BENCH_ROUNDS', 3);
+const ROUNDS = intFromEnv('BENCH_ROUNDS', 5);
 /** After the warm-up and after the load: the batch span processor exports every 1000 ms. */
 const SETTLE_EXPORTING_MS = 1_500;
 const SETTLE_MS = 100;
