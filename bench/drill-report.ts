@@ -25,7 +25,8 @@ export interface DrillReport {
   readonly setups: readonly { label: string; setup: string }[];
 }
 
-async function writeFormatted(file: string, text: string): Promise<void> {
+/** Writes a results file as `npm run lint` (prettier --check .) wants it. */
+export async function writeFormatted(file: string, text: string): Promise<void> {
   const prettier = await import('prettier');
   const options = (await prettier.resolveConfig(file)) ?? {};
   writeFileSync(file, await prettier.format(text, { ...options, filepath: file }));

@@ -29,6 +29,7 @@ import {
 } from './harness';
 import { NOOP_PATH } from './protocol';
 import { type BenchReceiver, startReceiver } from './receiver';
+import { writeFormatted } from './drill-report';
 import { renderSvgPng } from './svg-png';
 
 const REQUESTS = intFromEnv('BENCH_REQUESTS', 20_000);
@@ -346,7 +347,7 @@ export async function runProfile(
       path.join(results, 'cpu-per-layer.json'),
       `${JSON.stringify({ machine, command, profiles }, null, 2)}\n`,
     );
-    writeFileSync(
+    await writeFormatted(
       path.join(results, 'cpu-per-layer.md'),
       [
         '# CPU per request, by layer',
