@@ -1,5 +1,5 @@
 // `npm run bench -- profile`: where the CPU of one GET /bench/noop goes, layer by layer, for the
-// baseline (p) and ops-service (b) and (d) (method: bench/README.md#profile-cpu-per-layer).
+// baseline (p) and ops-service (b), (c) and (d) (method: bench/README.md#profile-cpu-per-layer).
 // Per scenario, one server:
 //   1. warm-up, then the measured load without a profiler: CPU µs/req from process.cpuUsage(), as
 //      in the main table;
@@ -9,7 +9,7 @@
 //      samples in no layer's code are Express's routing or Node.js/V8/kernel work of their own.
 // A layer's µs/req is its share of the samples times the CPU µs/req of step 1 (the profiler's
 // own overhead is left out of the figure, not out of the shares).
-// Knobs: BENCH_PROFILE_SCENARIOS ("pbd"), BENCH_REQUESTS (20000), BENCH_PROFILE_HZ (2000),
+// Knobs: BENCH_PROFILE_SCENARIOS ("pbcd"), BENCH_REQUESTS (20000), BENCH_PROFILE_HZ (2000),
 // BENCH_PROFILE_WRITE ("1": write bench/results/cpu-per-layer.{md,json,png}).
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -42,7 +42,7 @@ const SETTLE_EXPORTING_MS = 1_500;
 const SETTLE_MS = 100;
 
 export interface ProfileScenario {
-  readonly id: 'p' | 'b' | 'd';
+  readonly id: 'p' | 'b' | 'c' | 'd';
   readonly label: string;
   readonly entry: 'bare-express-preshaped.js' | 'bench-service.js';
   readonly otlp: boolean;
@@ -57,6 +57,13 @@ const SCENARIOS: readonly ProfileScenario[] = [
     otlp: false,
   },
   { id: 'b', label: '(b) ops-service, no OTLP endpoint', entry: 'bench-service.js', otlp: false },
+  {
+    id: 'c',
+    label: '(c) ops-service, sampling 0.1 + OTLP',
+    entry: 'bench-service.js',
+    otlp: true,
+    samplerArg: '0.1',
+  },
   {
     id: 'd',
     label: '(d) ops-service, sampling 1.0 + OTLP',
@@ -315,7 +322,7 @@ export async function runProfile(
     console.error(`bench profile: ${missing}`);
     return 1;
   }
-  const only = process.env.BENCH_PROFILE_SCENARIOS ?? 'pbd';
+  const only = process.env.BENCH_PROFILE_SCENARIOS ?? 'pbcd';
   const scenarios = SCENARIOS.filter((s) => only.includes(s.id));
   const cpu = os.cpus()[0]?.model.trim() ?? 'unknown CPU';
   const machine =
