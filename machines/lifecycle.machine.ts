@@ -165,6 +165,11 @@ export const lifecycleMachine = setup({
     logShutdownBegin: () => undefined,
     /** Starts the last-resort deadline (SHUTDOWN_HARD_STOP_MS) that exits even if this chart hangs. */
     armHardStop: () => undefined,
+    /**
+     * Through the delay, notes since when each open connection has been quiet, so that one quiet
+     * long enough is closed as soon as intake stops.
+     */
+    watchConnections: () => undefined,
     logIntakeStopped: () => undefined,
     logDrainComplete: () => undefined,
     logDrainTimeout: () => undefined,
@@ -395,6 +400,7 @@ export const lifecycleMachine = setup({
         // Readiness already fails; keep serving while load balancers stop routing here.
         delaying: {
           tags: [TAGS.accepting],
+          entry: 'watchConnections',
           after: { SHUTDOWN_DELAY: 'drain' },
           on: {
             // A second signal skips what is left of the drain; resources still close and

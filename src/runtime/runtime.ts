@@ -157,11 +157,6 @@ export async function startRuntime(
     logger,
   });
   const { mainServer, opsServer, maxConnections } = servers;
-  // Through the delay, note since when each connection has been quiet (nothing read or written):
-  // one quiet long enough is closed as soon as intake stops.
-  transitionListeners.push((to) => {
-    if (to === 'draining.delaying') servers.mainConnections.watch(IDLE_CLOSE_GRACE_MS / 5);
-  });
   telemetry.metrics.observe({
     inFlight: () => tracker.inFlight,
     phase: () => statePath(actor.getSnapshot().value).split('.')[0] ?? 'starting',
@@ -277,6 +272,8 @@ export async function startRuntime(
           config.limits.rateLimitMax === 0 ? 'off' : rateLimitStore ? 'redis' : 'memory',
       }),
       armHardStop: () => hardStop.arm(),
+      // Nothing read or written is looked for every fifth of the idle-close grace.
+      watchConnections: () => servers.mainConnections.watch(IDLE_CLOSE_GRACE_MS / 5),
       startServingWindow: () => telemetry.eventLoop.restart(),
       abortInFlight: () => {
         tracker.abortAll(new Error('shutdown: the drain deadline passed'));

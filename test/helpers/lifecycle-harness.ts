@@ -82,6 +82,7 @@ export function harness(
         'logStartFailed',
         'logShutdownBegin',
         'armHardStop',
+        'watchConnections',
         'logIntakeStopped',
         'logDrainComplete',
         'logDrainTimeout',

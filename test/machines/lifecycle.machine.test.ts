@@ -182,6 +182,7 @@ describe('the golden shutdown path', () => {
       'logServiceReady',
       'armHardStop',
       'logShutdownBegin',
+      'watchConnections',
       'stopWorkers',
       'stopIntake',
       'logIntakeStopped',
