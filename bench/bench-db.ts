@@ -81,6 +81,12 @@ function withDatabase(adminUrl: string, name: string): string {
   return url.toString();
 }
 
+/** Where bench databases are created and dropped (BENCH_DATABASE_ADMIN_URL). */
+export const ADMIN_URL =
+  process.env.BENCH_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+/** CREATE/DROP DATABASE, emptying it, migrations, counting rows. */
+export const DB_TIMEOUT_MS = 20_000;
+
 export async function createBenchDatabase(adminUrl: string): Promise<BenchDatabase> {
   const name = `ops_bench_${randomBytes(6).toString('hex')}`;
   await withClient(adminUrl, (client) => client.query(`CREATE DATABASE "${name}"`));

@@ -40,7 +40,7 @@ import {
   signDevToken,
 } from '../scripts/dev-token';
 import { loadConfig, packageRoot } from '../src/config/load-config';
-import { type BenchDatabase, createBenchDatabase } from './bench-db';
+import { ADMIN_URL, type BenchDatabase, createBenchDatabase, DB_TIMEOUT_MS } from './bench-db';
 import {
   checkStatuses,
   envSettingsFromEnv,
@@ -84,9 +84,6 @@ const ORDER_ROUNDS = intFromEnv('BENCH_ORDER_ROUNDS', 5);
 const GET_SEEDED = 1_000;
 const GET_REQUESTS = intFromEnv('BENCH_GET_REQUESTS', 10_000);
 const GET_WARMUP = intFromEnv('BENCH_GET_WARMUP', 1_000);
-const ADMIN_URL = process.env.BENCH_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-/** CREATE/DROP DATABASE, emptying it, migrations, counting rows. */
-const DB_TIMEOUT_MS = 20_000;
 /** On an abnormal exit (signal, overall timeout): how long dropping the bench database may take. */
 const CLEANUP_TIMEOUT_MS = 5_000;
 /** (e) req/s must be at least this share of (f) req/s. */

@@ -28,7 +28,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DEV_AUDIENCE, DEV_ISSUER, DEV_JWKS_FILE, DEV_TENANT_CLAIM } from '../scripts/dev-token';
 import { packageRoot } from '../src/config/load-config';
-import { type BenchDatabase, createBenchDatabase } from './bench-db';
+import { ADMIN_URL, type BenchDatabase, createBenchDatabase, DB_TIMEOUT_MS } from './bench-db';
 import {
   envSettingsFromEnv,
   errorText,
@@ -47,10 +47,8 @@ const POLL_MS = 5;
 const PROBE_TIMEOUT_MS = 1_000;
 const READY_TIMEOUT_MS = 20_000;
 const EXIT_TIMEOUT_MS = 10_000;
-const DB_TIMEOUT_MS = 20_000;
 const NODE_BOOT_RUNS = 7;
 const HOST = '127.0.0.1';
-const ADMIN_URL = process.env.BENCH_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const NATS_URL = process.env.BENCH_STARTUP_NATS_URL ?? 'nats://127.0.0.1:4222';
 const REDIS_URL = process.env.BENCH_STARTUP_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const ENTRY = path.resolve(
