@@ -12,7 +12,6 @@ import express, {
   type RequestHandler,
   type Router,
 } from 'express';
-import type { Store } from 'express-rate-limit';
 import type { AppConfig } from '../config/schema';
 import { mapError } from '../errors/to-problem';
 import type { LifecycleView } from './lifecycle-view';
@@ -25,7 +24,7 @@ import { requestDeadline } from './edge/deadline.middleware';
 import { jsonBody } from './edge/json-body.middleware';
 import { loadShedding, shedCheck } from './edge/load-shedding.middleware';
 import { protocolChecks } from './edge/protocol.middleware';
-import { rateLimitMiddleware } from './edge/rate-limit.middleware';
+import { type RateLimitStore, rateLimitMiddleware } from './edge/rate-limit.middleware';
 import { allowedMethods } from './method-not-allowed';
 import { observe } from './observe.middleware';
 import { createReply, type Reply } from './problem-reply';
@@ -43,7 +42,7 @@ export interface AppDeps {
   /** Routers mounted after the edge policies (the orders API; drills add test-only routes). */
   readonly routers?: readonly Router[];
   /** Where rate limit counts live; this process's memory when not given (no REDIS_URL). */
-  readonly rateLimitStore?: Store;
+  readonly rateLimitStore?: RateLimitStore;
   /** Bearer tokens on /v1/... (AUTH_MODE=jwt); none: every call is the anonymous caller. */
   readonly verifier?: TokenVerifier;
 }

@@ -5,18 +5,13 @@
 // The policy header is one constant string; the library's draft-8 mode would hash the client key
 // into a partition key on every request (measured ~15 us of CPU per request).
 //
-// Counts live in a store with express-rate-limit's Store interface (this process's memory, or
-// Redis: redis-rate-limit.store.ts); the library's own middleware is not on the request path (see
+// Counts live in a RateLimitStore (this process's memory, or Redis: redis-rate-limit.store.ts);
+// express-rate-limit gives the IPv6 key only, its middleware is not on the request path (see
 // rateLimitMiddleware). Per request: a synchronous key (the TCP peer's address, computed once per
 // connection when no proxy is trusted, or the caller's tenant) and one increment.
 import type { Socket } from 'node:net';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import {
-  type ClientRateLimitInfo,
-  ipKeyGenerator,
-  type Options,
-  type Store,
-} from 'express-rate-limit';
+import { ipKeyGenerator } from 'express-rate-limit';
 import type { AppConfig } from '../../config/schema';
 import { authenticatedCaller } from '../caller';
 import type { Reply } from '../problem-reply';
@@ -29,20 +24,36 @@ interface Client {
   resetTime: Date;
 }
 
+/** A client's count in the current window (a store's answer to one hit). */
+export interface RateLimitCount {
+  readonly totalHits: number;
+  /** When the window ends; undefined when the store cannot say. */
+  readonly resetTime: Date | undefined;
+}
+
 /**
- * The library's MemoryStore algorithm (a window per client, starting at its first hit; clients
- * idle for a whole window are dropped in bulk), with a synchronous increment.
+ * Where the counts live: this process's memory (SyncMemoryStore) or Redis
+ * (redis-rate-limit.store.ts). A store whose increment answers synchronously costs the request no
+ * promise.
  */
-export class SyncMemoryStore implements Store {
-  /** Keys counted here cannot affect another instance (the library's double-count check). */
-  readonly localKeys = true;
+export interface RateLimitStore {
+  /** The window's length, set once before the first increment. */
+  init(windowMs: number): void;
+  increment(key: string): RateLimitCount | Promise<RateLimitCount>;
+}
+
+/**
+ * express-rate-limit's MemoryStore algorithm (a window per client, starting at its first hit;
+ * clients idle for a whole window are dropped in bulk), with a synchronous increment.
+ */
+export class SyncMemoryStore implements RateLimitStore {
   private windowMs = 60_000;
   private previous = new Map<string, Client>();
   private current = new Map<string, Client>();
   private interval: NodeJS.Timeout | undefined;
 
-  init(options: Options): void {
-    this.windowMs = options.windowMs;
+  init(windowMs: number): void {
+    this.windowMs = windowMs;
     if (this.interval !== undefined) clearInterval(this.interval);
     this.interval = setInterval(() => {
       this.previous = this.current;
@@ -51,13 +62,7 @@ export class SyncMemoryStore implements Store {
     this.interval.unref();
   }
 
-  get(key: string): ClientRateLimitInfo | undefined {
-    const client = this.current.get(key) ?? this.previous.get(key);
-    if (client === undefined || client.resetTime.getTime() <= Date.now()) return undefined;
-    return client;
-  }
-
-  increment(key: string): ClientRateLimitInfo {
+  increment(key: string): RateLimitCount {
     const client = this.clientOf(key);
     const now = Date.now();
     if (client.resetTime.getTime() <= now) {
@@ -68,24 +73,10 @@ export class SyncMemoryStore implements Store {
     return client;
   }
 
-  decrement(key: string): void {
-    const client = this.clientOf(key);
-    if (client.totalHits > 0) client.totalHits -= 1;
-  }
-
-  resetKey(key: string): void {
-    this.current.delete(key);
-    this.previous.delete(key);
-  }
-
-  resetAll(): void {
-    this.current.clear();
-    this.previous.clear();
-  }
-
   shutdown(): void {
     if (this.interval !== undefined) clearInterval(this.interval);
-    this.resetAll();
+    this.current.clear();
+    this.previous.clear();
   }
 
   private clientOf(key: string): Client {
@@ -132,34 +123,31 @@ function addressKeyGenerator(trustProxyHops: number): (req: Request) => string {
   };
 }
 
-/** What the limiter knows of a request after counting it (read by the RateLimit headers). */
-interface Counted {
-  readonly totalHits: number;
-  readonly resetTime: Date | undefined;
-}
-
 export function rateLimitMiddleware(
   limits: AppConfig['limits'],
   trustProxyHops: number,
   reply: Reply,
   /** Where the counts live: this process's memory unless given (Redis: redis-rate-limit.store.ts). */
-  store: Store = new SyncMemoryStore(),
+  store: RateLimitStore = new SyncMemoryStore(),
 ): RequestHandler {
   if (limits.rateLimitMax === 0) return (_req, _res, next) => next();
   const limit = limits.rateLimitMax;
   const windowSeconds = Math.max(1, Math.ceil(limits.rateLimitWindowMs / 1000));
   const policy = `"default";q=${limit};w=${windowSeconds}`;
   const keyOf = clientKeyGenerator(trustProxyHops);
-  // The stores read only windowMs of the library's options (both stores are this project's).
-  const initialized = store.init?.({ windowMs: limits.rateLimitWindowMs } as Options);
-  if (initialized instanceof Promise) initialized.catch(() => undefined);
+  store.init(limits.rateLimitWindowMs);
 
   const secondsLeft = (reset: Date | undefined, floor: number): number =>
     reset === undefined
       ? windowSeconds
       : Math.max(floor, Math.ceil((reset.getTime() - Date.now()) / 1000));
 
-  const answer = (req: Request, res: Response, next: NextFunction, counted: Counted): void => {
+  const answer = (
+    req: Request,
+    res: Response,
+    next: NextFunction,
+    counted: RateLimitCount,
+  ): void => {
     const remaining = Math.max(limit - counted.totalHits, 0);
     res.setHeader('RateLimit-Policy', policy);
     res.setHeader('RateLimit', `"default";r=${remaining};t=${secondsLeft(counted.resetTime, 0)}`);

@@ -13,11 +13,10 @@
 // counting is shared again (`rate_limit.store_recovered`); `ops_rate_limit_store_up` reads 0 and
 // `ops_rate_limit_store_fallbacks_total` counts the requests counted locally meanwhile.
 import Redis from 'ioredis';
-import type { ClientRateLimitInfo, Options, Store } from 'express-rate-limit';
 import type { Logger } from '../../telemetry/logger';
 import { outsideRequest } from '../../telemetry/request-scope';
 import type { ServiceMetrics } from '../../telemetry/metrics';
-import { SyncMemoryStore } from './rate-limit.middleware';
+import { type RateLimitCount, type RateLimitStore, SyncMemoryStore } from './rate-limit.middleware';
 
 /** After a failed or slow call, requests are counted locally for this long before Redis again. */
 export const RETRY_AFTER_MS = 1_000;
@@ -46,9 +45,7 @@ export interface RedisRateLimitOptions {
   readonly metrics: Pick<ServiceMetrics, 'countRateLimitFallback' | 'observeRateLimitStore'>;
 }
 
-export class RedisRateLimitStore implements Store {
-  /** Keys counted here are seen by every replica. */
-  readonly localKeys = false;
+export class RedisRateLimitStore implements RateLimitStore {
   readonly prefix: string;
   private readonly client: RedisWithHit;
   private readonly local = new SyncMemoryStore();
@@ -97,12 +94,12 @@ export class RedisRateLimitStore implements Store {
     });
   }
 
-  init(options: Options): void {
-    this.windowMs = options.windowMs;
-    this.local.init(options);
+  init(windowMs: number): void {
+    this.windowMs = windowMs;
+    this.local.init(windowMs);
   }
 
-  async increment(key: string): Promise<ClientRateLimitInfo> {
+  async increment(key: string): Promise<RateLimitCount> {
     if (this.closed || this.client.status !== 'ready' || Date.now() < this.skipUntil) {
       return this.countLocally(key, `redis ${this.client.status}`);
     }
@@ -116,20 +113,6 @@ export class RedisRateLimitStore implements Store {
     }
   }
 
-  async decrement(key: string): Promise<void> {
-    if (this.client.status !== 'ready') {
-      this.local.decrement(key);
-      return;
-    }
-    await this.client.decr(this.prefix + key).catch(() => undefined);
-  }
-
-  async resetKey(key: string): Promise<void> {
-    this.local.resetKey(key);
-    if (this.client.status === 'ready')
-      await this.client.del(this.prefix + key).catch(() => undefined);
-  }
-
   /** The connection, closed with the service's resources (after the drain). */
   async close(): Promise<void> {
     this.closed = true;
@@ -137,7 +120,7 @@ export class RedisRateLimitStore implements Store {
     await this.client.quit().catch(() => this.client.disconnect());
   }
 
-  private countLocally(key: string, reason: string): ClientRateLimitInfo {
+  private countLocally(key: string, reason: string): RateLimitCount {
     this.options.metrics.countRateLimitFallback();
     this.unavailable(reason);
     return this.local.increment(key);

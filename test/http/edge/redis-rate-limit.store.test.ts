@@ -3,7 +3,6 @@
 // gone; stall: a black hole only a timeout notices).
 import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { Options } from 'express-rate-limit';
 import Redis from 'ioredis';
 import { RedisRateLimitStore, RETRY_AFTER_MS } from '../../../src/http/edge/redis-rate-limit.store';
 import { captureLogger, type CapturedLogger } from '../../helpers/log-capture';
@@ -61,7 +60,7 @@ async function replica(
       },
     },
   });
-  store.init({ windowMs: options.windowMs ?? WINDOW_MS } as Options);
+  store.init(options.windowMs ?? WINDOW_MS);
   opened.push(store);
   expect(await store.connected(5_000)).toBe(true);
   return { store, log, metrics };
