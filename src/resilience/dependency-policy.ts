@@ -138,7 +138,7 @@ export function createDependencyPolicy(
         if (settled) return false;
         settled = true;
         clearTimeout(timer);
-        caller?.removeEventListener('abort', onCallerAbort);
+        caller?.removeEventListener('abort', cancel);
         return true;
       };
       // The timeout policy's own cancellation, as cockatiel's: the attempt's signal aborts and
@@ -151,7 +151,6 @@ export function createDependencyPolicy(
         );
         fail(cancelled);
       };
-      const onCallerAbort = (): void => cancel();
       const fail = (error: unknown): void => {
         // What fails after the caller stopped waiting is CallerGone, which the breaker does not
         // count.
@@ -165,7 +164,7 @@ export function createDependencyPolicy(
       };
       const passOn: (error: Error) => void = reject;
       const timer = setTimeout(cancel, options.attemptTimeoutMs);
-      caller?.addEventListener('abort', onCallerAbort, { once: true });
+      caller?.addEventListener('abort', cancel, { once: true });
       started(() => fn(controller.signal)).then(
         (value) => {
           if (finish()) resolve(value);
