@@ -2,6 +2,7 @@
 // (`/v1/orders/:id`, never a raw path), status is a class (`2xx`), states are a fixed set.
 import type { Attributes, Meter, ObservableResult } from '@opentelemetry/api';
 import type { EventLoopMonitor } from './event-loop-monitor';
+import type { RequestDurationHistogram } from './request-durations';
 
 /** Seconds; the SDK's default buckets are made for milliseconds (see ../shared/STACK.md). */
 export const DURATION_BUCKETS_SECONDS = [
@@ -49,12 +50,23 @@ export function statusClass(status: number): string {
   return `${Math.floor(status / 100)}xx`;
 }
 
-export function createServiceMetrics(meter: Meter, eventLoop: EventLoopMonitor): ServiceMetrics {
-  const duration = meter.createHistogram('http.server.request.duration', {
-    description: 'Duration of HTTP server requests, per route, method and status class.',
-    unit: 's',
-    advice: { explicitBucketBoundaries: DURATION_BUCKETS_SECONDS },
-  });
+/** The request duration histogram's description (http.server.request.duration, in seconds). */
+export const REQUEST_DURATION = {
+  name: 'http.server.request.duration',
+  description: 'Duration of HTTP server requests, per route, method and status class.',
+  unit: 's',
+  boundaries: DURATION_BUCKETS_SECONDS,
+} as const;
+
+/**
+ * `durations` holds the request duration histogram: aggregated by the service itself and read by
+ * the metric reader as a MetricProducer (request-durations.ts), not an SDK instrument.
+ */
+export function createServiceMetrics(
+  meter: Meter,
+  eventLoop: EventLoopMonitor,
+  durations: RequestDurationHistogram,
+): ServiceMetrics {
   const brokerMessages = meter.createCounter('ops.broker.messages', {
     description:
       'Broker messages handled, per flow (outbox, payments) and outcome (published; paid, duplicate, retry, dead_lettered).',
@@ -129,21 +141,9 @@ export function createServiceMetrics(meter: Meter, eventLoop: EventLoopMonitor):
   });
 
   let readBacklog: (() => number) | undefined;
-  const attributeCache = new Map<string, Attributes>();
   return {
     recordRequest(method, route, status, seconds) {
-      const cls = statusClass(status);
-      const key = `${method} ${route} ${cls}`;
-      let attributes = attributeCache.get(key);
-      if (attributes === undefined) {
-        attributes = {
-          'http.request.method': method,
-          'http.route': route,
-          'http.response.status_class': cls,
-        };
-        attributeCache.set(key, attributes);
-      }
-      duration.record(seconds, attributes);
+      durations.record(method, route, statusClass(status), seconds);
     },
     countBrokerMessages(flow, outcome, count = 1) {
       brokerMessages.add(count, { flow, outcome });

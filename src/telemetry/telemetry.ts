@@ -21,7 +21,8 @@ import type { BuildInfo } from '../build-info';
 import type { AppConfig } from '../config/schema';
 import type { Logger } from './logger';
 import { createEventLoopMonitor, type EventLoopMonitor } from './event-loop-monitor';
-import { createServiceMetrics, type ServiceMetrics } from './metrics';
+import { createServiceMetrics, REQUEST_DURATION, type ServiceMetrics } from './metrics';
+import { RequestDurationHistogram } from './request-durations';
 import { ExportLedger, type ExportOutcome, flushOutcome, type LedgerCounts } from './export-ledger';
 import { lazyOtlpTraceExporter } from './lazy-exporter';
 import { outsideRequest } from './request-scope';
@@ -123,12 +124,19 @@ export function createTelemetry(
           ],
   });
 
-  const prometheus = new PrometheusExporter({ preventServerStart: true });
+  const scope = { name: 'ops-service', version: build.version };
+  // Read with the SDK's instruments at each scrape (see request-durations.ts).
+  const durations = new RequestDurationHistogram({ ...REQUEST_DURATION, scope, resource });
+  const prometheus = new PrometheusExporter({
+    preventServerStart: true,
+    metricProducers: [durations],
+  });
   const meterProvider = new MeterProvider({ resource, readers: [prometheus] });
   const eventLoop = createEventLoopMonitor();
   const metrics = createServiceMetrics(
-    meterProvider.getMeter('ops-service', build.version),
+    meterProvider.getMeter(scope.name, scope.version),
     eventLoop,
+    durations,
   );
 
   let flushing: Promise<FlushReport> | undefined;
