@@ -126,6 +126,13 @@ describe('JSON rendering', () => {
     ['envelope names', { level: 'error', event: 'other', custom: 1 }],
     ['a toJSON field', { toJSON: () => 'replaced', a: 1 }],
     ['a date', { at: new Date(0) }],
+    [
+      'non-ASCII and control characters',
+      { a: 'caf\u00e9 \ud83d\ude00', b: 'bell \u0007', c: 'del \u007f' },
+    ],
+    ['booleans and null', { ok: true, aborted: false, none: null }],
+    ['a key that needs escaping', { 'say "hi"': 1, 'tab\tkey': 'v' }],
+    ['an array', { items: ['a', 'b'] }],
   ];
 
   it.each(cases)(
@@ -154,6 +161,40 @@ describe('redaction at the logger', () => {
     });
     expect(lines()[0]).not.toContain('s3cr3t-pw');
     expect(lines()[0]).toContain('[REDACTED]');
+  });
+
+  it('when a flat line of plain strings and numbers carries credentials, then they are replaced as in any other line', () => {
+    const { logger, records } = captureLogger({ secrets: [secret] });
+    // One credential per line: each line is otherwise plain enough for the logger's fast path.
+    const lines: Record<string, unknown>[] = [
+      { token: 'abc', status: 200 },
+      { api_key: 42, status: 200 },
+      { secret: null, status: 200 },
+      { password: true, status: 200 },
+      { dsn: secret, status: 200 },
+      { url: 'nats://svc:hunter2@nats:4222', status: 200 },
+    ];
+    for (const fields of lines) logger.info('flat', fields);
+    const redacted = records().map(({ token, api_key, secret, password, dsn, url, status }) => ({
+      token,
+      api_key,
+      secret,
+      password,
+      dsn,
+      url,
+      status,
+    }));
+    expect(redacted).toEqual([
+      { token: '[REDACTED]', status: 200 },
+      { api_key: '[REDACTED]', status: 200 },
+      { secret: '[REDACTED]', status: 200 },
+      { password: '[REDACTED]', status: 200 },
+      { dsn: '[REDACTED]', status: 200 },
+      { url: 'nats://svc:[REDACTED]@nats:4222', status: 200 },
+    ]);
+    // An empty value says there is none: it is kept.
+    logger.info('flat', { authorization: '' });
+    expect(records()[6]?.authorization).toBe('');
   });
 
   it('when a URL carries credentials, then the password part is replaced even if it is not a known secret', () => {
