@@ -11,7 +11,7 @@
 // connection when no proxy is trusted, or the caller's tenant) and one increment.
 import type { Socket } from 'node:net';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { ipKeyGenerator } from 'express-rate-limit';
+import type * as ExpressRateLimit from 'express-rate-limit';
 import type { AppConfig } from '../../config/schema';
 import { authenticatedCaller } from '../caller';
 import type { Reply } from '../problem-reply';
@@ -105,6 +105,15 @@ export function clientKeyGenerator(
     const caller = authenticatedCaller(res);
     return caller === undefined ? byAddress(req) : `tenant:${caller.tenant}`;
   };
+}
+
+// express-rate-limit (10-12 ms of CPU to load here) serves requests only: it is required at the
+// first client key, not at startup (issue 16, start to /ready).
+let ipKeyOf: typeof ExpressRateLimit.ipKeyGenerator | undefined;
+function ipKeyGenerator(ip: string, ipv6Subnet: number): string {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use only
+  ipKeyOf ??= (require('express-rate-limit') as typeof ExpressRateLimit).ipKeyGenerator;
+  return ipKeyOf(ip, ipv6Subnet);
 }
 
 function addressKeyGenerator(trustProxyHops: number): (req: Request) => string {
