@@ -83,7 +83,10 @@ export const LAYERS: ReadonlyArray<{ readonly name: string; readonly code: RegEx
     name: 'access log',
     code: /\/telemetry\/(logger|line-batcher|log-window)\.js|node_modules\/(winston|winston-transport|logform)\//,
   },
-  { name: 'metrics', code: /@opentelemetry\/sdk-metrics\/|\/telemetry\/metrics\.js/ },
+  {
+    name: 'metrics',
+    code: /@opentelemetry\/sdk-metrics\/|\/telemetry\/(metrics|request-durations)\.js/,
+  },
   {
     name: 'span export (batch, OTLP/gRPC)',
     code: /@opentelemetry\/(exporter-trace-otlp-grpc|otlp-[a-z-]+)\/|node_modules\/(@grpc|protobufjs)\/|BatchSpanProcessor|\/telemetry\/export-ledger\.js/,

@@ -34,6 +34,15 @@ describe('bench profile: samples by layer', () => {
     expect(layerOf([frame('JS:* /srv/dist/src/http/edge/compose.js:6:12+0x80')])).toBe(RUNTIME);
   });
 
+  it("when the service's own duration histogram records under the observer, then it is metrics", () => {
+    expect(
+      layerOf([
+        frame('JS:*record /srv/dist/src/telemetry/request-durations.js:60:11+0x1a0'),
+        frame('JS:*finish /srv/dist/src/http/observe.middleware.js:84:20+0x734'),
+      ]),
+    ).toBe('metrics');
+  });
+
   it('when the rate limit middleware is on the stack, then the sample is the rate limit', () => {
     expect(
       layerOf([
