@@ -2,7 +2,6 @@
 // continued from an incoming W3C `traceparent`; the span's ids go into the request scope so every
 // log line and problem body written while serving the request carries them.
 import {
-  type Attributes,
   type Context,
   isSpanContextValid,
   ROOT_CONTEXT,
@@ -79,18 +78,6 @@ interface ObservedLocals extends RequestLocals {
 
 /** At most one `http.rate_limited` line per window, with the count of 429s since the last one. */
 export const RATE_LIMITED_LOG_WINDOW_MS = 10_000;
-
-// The span's start attributes, one object per method (the tracer copies them into the span).
-const startAttributes = new Map<string, Attributes>();
-function startAttributesOf(method: string): Attributes {
-  let attributes = startAttributes.get(method);
-  if (attributes === undefined) {
-    attributes = { [ATTR_HTTP_REQUEST_METHOD]: method };
-    // Node's HTTP parser accepts a fixed set of methods: the map stays small.
-    startAttributes.set(method, attributes);
-  }
-  return attributes;
-}
 
 /**
  * Starts the server span and the request scope; when the response closes, ends the span, records
@@ -185,15 +172,14 @@ export function observe(
       req.headers.traceparent === undefined
         ? ROOT_CONTEXT
         : propagator.extract(ROOT_CONTEXT, req.headers, defaultTextMapGetter);
-    const span = tracer.startSpan(
-      req.method,
-      { kind: SpanKind.SERVER, attributes: startAttributesOf(req.method) },
-      parent,
-    );
+    // No attributes at the start: the samplers (parent-based, trace id ratio) do not read them, and
+    // the tracer would copy and check them for every span, sampled or not.
+    const span = tracer.startSpan(req.method, { kind: SpanKind.SERVER }, parent);
     // Most spans are not sampled: describe only the ones that will be exported.
     const recording = span.isRecording();
     if (recording) {
       span.setAttributes({
+        [ATTR_HTTP_REQUEST_METHOD]: req.method,
         [ATTR_URL_PATH]: req.path,
         [ATTR_URL_SCHEME]: 'http',
         [ATTR_NETWORK_PROTOCOL_VERSION]: req.httpVersion,
