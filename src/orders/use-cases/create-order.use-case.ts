@@ -6,6 +6,7 @@
 // two orders, two stored responses; a replay only ever returns the tenant's own.
 import { randomUUID } from 'node:crypto';
 import { AppError } from '../../errors/catalogue';
+import type { CancelSignal } from '../../resilience/cancellation';
 import { currentScope } from '../../telemetry/request-scope';
 import type { Logger } from '../../telemetry/logger';
 import { traceparentOf } from '../../telemetry/trace-context';
@@ -36,7 +37,7 @@ export interface CreateOrderCommand {
   readonly tenant: string;
   readonly idempotencyKey: string;
   readonly input: OrderInput;
-  readonly signal?: AbortSignal | undefined;
+  readonly signal?: CancelSignal | undefined;
 }
 
 export interface CreateOrderResult {
