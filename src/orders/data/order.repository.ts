@@ -67,6 +67,8 @@ export function orderOf(order: NewOrder): Order {
  * out together, and the items follow the order in any case); returns the order as stored.
  */
 export async function insertOrder(session: Session, order: NewOrder): Promise<Order> {
+  // Made first: its created_at is the text the row gets (one toISOString per order, not two).
+  const stored = orderOf(order);
   const [inserted, items] = await Promise.allSettled([
     session.run(INSERT_ORDER, [
       order.id,
@@ -75,7 +77,7 @@ export async function insertOrder(session: Session, order: NewOrder): Promise<Or
       order.input.currency,
       order.totalCents,
       order.idempotencyKey,
-      order.createdAt.toISOString(),
+      stored.created_at,
     ]),
     session.run(INSERT_ITEMS, [order.id, JSON.stringify(order.input.items)]),
   ]);
@@ -83,7 +85,7 @@ export async function insertOrder(session: Session, order: NewOrder): Promise<Or
   // aborted transaction).
   if (inserted.status === 'rejected') throw inserted.reason;
   if (items.status === 'rejected') throw items.reason;
-  return orderOf(order);
+  return stored;
 }
 
 type OrderRow = {

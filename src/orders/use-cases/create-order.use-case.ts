@@ -49,6 +49,8 @@ export interface CreateOrderResult {
 export type CreateOrder = (command: CreateOrderCommand) => Promise<CreateOrderResult>;
 
 export const ORDER_CREATED = { eventType: 'order.created', subject: 'orders.created' } as const;
+/** The event payload's constant start, serialized once. */
+const ORDER_CREATED_PAYLOAD_START = `{"event_type":${JSON.stringify(ORDER_CREATED.eventType)},`;
 
 function responseOf(order: Order): StoredResponse {
   return {
@@ -145,8 +147,9 @@ export function createOrderUseCase(deps: CreateOrderDeps): CreateOrder {
               // for member; consumers that know no tenants ignore the new member. The order is
               // the response body as sent (the same JSON), not serialized a second time.
               payload: new SerializedPayload(
-                `{"event_type":${JSON.stringify(ORDER_CREATED.eventType)},` +
-                  `"occurred_at":${JSON.stringify(order.created_at)},` +
+                ORDER_CREATED_PAYLOAD_START +
+                  // An ISO 8601 timestamp has nothing JSON escapes.
+                  `"occurred_at":"${order.created_at}",` +
                   `"tenant_id":${JSON.stringify(tenant)},"order":${response.body}}`,
               ),
               traceParent: traceparentOf(currentScope()?.context),
