@@ -123,11 +123,12 @@ export function createOrderUseCase(deps: CreateOrderDeps): CreateOrder {
     const created = await database
       .transaction(
         'create order',
-        async (session) => {
+        (session) =>
           // All three go out together (one round trip with pipelining; see db/pg.adapter.ts).
           // The order and its event are written even when the key turns out to be taken: the
-          // transaction then rolls back, so they never commit without their key.
-          const [keyed, ordered, announced] = await Promise.allSettled([
+          // transaction then rolls back, so they never commit without their key. A callback, not
+          // an async function: every promise of a request pays the request scope's async hooks.
+          Promise.allSettled([
             insertKey(session, {
               tenant,
               key,
@@ -154,18 +155,18 @@ export function createOrderUseCase(deps: CreateOrderDeps): CreateOrder {
               ),
               traceParent: traceparentOf(currentScope()?.context),
             }),
-          ]);
-          if (keyed.status === 'rejected') {
-            // Another request with this key is still running: an answer now, not a failure of
-            // the database (the breaker does not count it, the policy does not retry it).
-            if (isLockTimeout(keyed.reason)) throw inProgress(keyed.reason);
-            throw keyed.reason;
-          }
-          if (!keyed.value) throw new KeyTaken();
-          if (ordered.status === 'rejected') throw ordered.reason;
-          if (announced.status === 'rejected') throw announced.reason;
-          return true;
-        },
+          ]).then(([keyed, ordered, announced]) => {
+            if (keyed.status === 'rejected') {
+              // Another request with this key is still running: an answer now, not a failure of
+              // the database (the breaker does not count it, the policy does not retry it).
+              if (isLockTimeout(keyed.reason)) throw inProgress(keyed.reason);
+              throw keyed.reason;
+            }
+            if (!keyed.value) throw new KeyTaken();
+            if (ordered.status === 'rejected') throw ordered.reason;
+            if (announced.status === 'rejected') throw announced.reason;
+            return true;
+          }),
         { signal: command.signal, retry: true },
       )
       .catch((error: unknown) => {
