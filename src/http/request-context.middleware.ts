@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { drainDeadlineOf, TAGS } from '../../machines/lifecycle.machine';
 import type { ErrorCode } from '../errors/catalogue';
+import type { CancelSignal } from '../resilience/cancellation';
 import { type RequestTracker, signalOf, type TrackedRequest } from './request-tracker';
 import type { LifecycleView } from './lifecycle-view';
 import type { Reply } from './problem-reply';
@@ -30,7 +31,7 @@ export function requestIdOf(req: Request): string {
  * (HANDLER_TIMEOUT_MS) passes, at the drain deadline, or when the connection closes before the
  * answer was sent. Handlers pass it to their dependency calls, which stop their work on it.
  */
-export function requestSignal(res: Response): AbortSignal {
+export function requestSignal(res: Response): CancelSignal {
   const { tracked } = res.locals as Partial<RequestLocals>;
   if (tracked === undefined) {
     throw new Error('requestSignal: the response is not tracked (route mounted before drainGate)');

@@ -5,10 +5,12 @@
 
 import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { Cancellation, type CancelSignal } from '../resilience/cancellation';
 import { routeOf } from './route-of';
 
 export interface TrackedRequest {
-  controller: AbortController | undefined;
+  /** Its cancellation (a plain object, not an AbortController: see resilience/cancellation.ts). */
+  controller: Cancellation | undefined;
   readonly response: ServerResponse;
   readonly requestId: string;
   /** Epoch ms the request was accepted. */
@@ -86,8 +88,8 @@ export class RequestTracker {
     for (const listener of this.listeners) listener(count);
   }
 
-  /** The request's AbortSignal, made on first use so requests that never ask pay nothing. */
-  signalOf(request: TrackedRequest): AbortSignal {
+  /** The request's signal, made on first use so requests that never ask pay nothing. */
+  signalOf(request: TrackedRequest): CancelSignal {
     return signalOf(request);
   }
 
@@ -147,8 +149,8 @@ export class RequestTracker {
   }
 }
 
-/** The tracked request's AbortSignal (see RequestTracker.signalOf). */
-export function signalOf(request: TrackedRequest): AbortSignal {
-  request.controller ??= new AbortController();
-  return request.controller.signal;
+/** The tracked request's signal (see RequestTracker.signalOf). */
+export function signalOf(request: TrackedRequest): CancelSignal {
+  request.controller ??= new Cancellation();
+  return request.controller;
 }

@@ -24,6 +24,7 @@ import {
 import { isNativeError } from 'node:util/types';
 import { AppError } from '../errors/catalogue';
 import type { Logger } from '../telemetry/logger';
+import { Cancellation, type CancelSignal } from './cancellation';
 import type { BreakerState } from '../telemetry/metrics';
 
 export interface DependencyPolicyOptions {
@@ -59,8 +60,8 @@ export interface DependencyHooks {
 }
 
 export interface CallOptions {
-  /** The request's AbortSignal: no attempt or backoff outlives it. */
-  readonly signal?: AbortSignal | undefined;
+  /** The request's signal (or any AbortSignal): no attempt or backoff outlives it. */
+  readonly signal?: CancelSignal | undefined;
   /** Retry only calls that are safe to repeat (idempotent, or protected by an idempotency key). */
   readonly retry: boolean;
 }
@@ -68,7 +69,7 @@ export interface CallOptions {
 export interface DependencyPolicy {
   readonly name: string;
   /** Runs `fn` under the policy; failures become AppErrors (DEPENDENCY_UNAVAILABLE, CIRCUIT_OPEN, OVERLOADED). */
-  call<T>(fn: (signal: AbortSignal) => Promise<T>, options: CallOptions): Promise<T>;
+  call<T>(fn: (signal: CancelSignal) => Promise<T>, options: CallOptions): Promise<T>;
   breakerState(): BreakerState;
 }
 
@@ -124,7 +125,7 @@ export function createDependencyPolicy(
   hooks.onBreakerState?.('closed');
 
   /** One attempt under its timeout (aggressive: the attempt's promise is abandoned at once). */
-  function attempt<T>(fn: (signal: AbortSignal) => Promise<T>, caller: AbortSignal | undefined) {
+  function attempt<T>(fn: (signal: CancelSignal) => Promise<T>, caller: CancelSignal | undefined) {
     return new Promise<T>((resolve, reject) => {
       // cockatiel's backoff does not watch the caller's signal: never start an attempt after the
       // request's deadline.
@@ -132,7 +133,8 @@ export function createDependencyPolicy(
         reject(new CallerGone(caller.reason));
         return;
       }
-      const controller = new AbortController();
+      // A plain Cancellation, not an AbortController (see cancellation.ts).
+      const controller = new Cancellation();
       let settled = false;
       const finish = (): boolean => {
         if (settled) return false;
@@ -165,7 +167,7 @@ export function createDependencyPolicy(
       const passOn: (error: Error) => void = reject;
       const timer = setTimeout(cancel, options.attemptTimeoutMs);
       caller?.addEventListener('abort', cancel, { once: true });
-      started(() => fn(controller.signal)).then(
+      started(() => fn(controller)).then(
         (value) => {
           if (finish()) resolve(value);
         },
@@ -178,8 +180,8 @@ export function createDependencyPolicy(
 
   /** The attempt through the breaker: counted failures open it, a success closes it. */
   function guarded<T>(
-    fn: (signal: AbortSignal) => Promise<T>,
-    caller: AbortSignal | undefined,
+    fn: (signal: CancelSignal) => Promise<T>,
+    caller: CancelSignal | undefined,
   ): Promise<T> {
     const current = breaker;
     if (current.state === 'half_open') {
@@ -241,8 +243,8 @@ export function createDependencyPolicy(
    * callbacks rather than an async loop: one promise more than the attempt's on the usual path.
    */
   function retried<T>(
-    fn: (signal: AbortSignal) => Promise<T>,
-    caller: AbortSignal | undefined,
+    fn: (signal: CancelSignal) => Promise<T>,
+    caller: CancelSignal | undefined,
     attemptNo = 0,
     backoff?: IBackoff<unknown>,
   ): Promise<T> {
@@ -268,7 +270,7 @@ export function createDependencyPolicy(
    */
   function limited<T>(
     task: () => Promise<T>,
-    caller: AbortSignal | undefined,
+    caller: CancelSignal | undefined,
     failed: (error: unknown) => unknown,
   ): Promise<T> {
     const run = (): Promise<T> =>
@@ -339,7 +341,7 @@ class CallerGone extends Error {
 function toAppError(
   name: string,
   error: unknown,
-  signal: AbortSignal | undefined,
+  signal: CancelSignal | undefined,
   isFailure: (error: Error) => boolean,
 ): unknown {
   if (error instanceof AppError) return error;

@@ -13,6 +13,7 @@ import {
   ValidationError,
 } from '../../src/errors/catalogue';
 import { type RequestLocals, requestSignal } from '../../src/http/request-context.middleware';
+import type { CancelSignal } from '../../src/resilience/cancellation';
 import { drainDeadlineOf } from '../../machines/lifecycle.machine';
 import { harness, toReady, type Harness } from '../helpers/lifecycle-harness';
 import { rawRequest } from '../helpers/raw-http';
@@ -560,7 +561,7 @@ describe('load shedding', () => {
 describe('request deadline', () => {
   it('when the client goes away before the answer, then the request signal fires with the reason', async () => {
     const h = await ready();
-    let signal: AbortSignal | undefined;
+    let signal: CancelSignal | undefined;
     const router = Router();
     router.get('/slow', (_req, res) => {
       signal = requestSignal(res);
@@ -585,7 +586,7 @@ describe('request deadline', () => {
 
   it('when the answer is sent, then the request signal never fires', async () => {
     const h = await ready();
-    let signal: AbortSignal | undefined;
+    let signal: CancelSignal | undefined;
     const router = Router();
     router.get('/quick', (_req, res) => {
       signal = requestSignal(res);

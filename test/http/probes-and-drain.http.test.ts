@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { Router } from 'express';
 import request from 'supertest';
 import type { RequestTracker } from '../../src/http/request-tracker';
+import type { CancelSignal } from '../../src/resilience/cancellation';
 import { testApp } from '../helpers/test-app';
 import { BUDGETS, harness, settle, toReady, type Harness } from '../helpers/lifecycle-harness';
 
@@ -228,7 +229,7 @@ describe('request ids and tracking', () => {
   it('when a handler is running, then it is counted in flight and its AbortSignal fires on abortAll', async () => {
     const h = harness();
     await toReady(h);
-    let signal: AbortSignal | undefined;
+    let signal: CancelSignal | undefined;
     const router = Router();
     router.get('/hold', (_req, res) => {
       const own = tracker.signalOf(

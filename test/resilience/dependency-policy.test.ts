@@ -2,6 +2,7 @@
 // fake dependency whose failures the test scripts.
 import { setTimeout as delay } from 'node:timers/promises';
 import { AppError } from '../../src/errors/catalogue';
+import { Cancellation, type CancelSignal } from '../../src/resilience/cancellation';
 import {
   createDependencyPolicy,
   type DependencyPolicyOptions,
@@ -144,6 +145,38 @@ describe('retries', () => {
     );
     expect(code).toBe('REQUEST_TIMEOUT');
     expect(calls).toBe(1);
+  });
+
+  it("when the request's Cancellation aborts mid-attempt, then the attempt's signal fires, the call fails with REQUEST_TIMEOUT and no listener is left on the request", async () => {
+    const { policy } = setup({ attemptTimeoutMs: 5_000, breakerThreshold: 10 });
+    const request = new Cancellation();
+    const attemptSignals: CancelSignal[] = [];
+    const call = policy.call(
+      (signal) => {
+        attemptSignals.push(signal);
+        return new Promise((_resolve, reject) =>
+          signal.addEventListener('abort', () => reject(new Error('query cancelled'))),
+        );
+      },
+      { retry: true, signal: request },
+    );
+    while (attemptSignals.length === 0) await new Promise((resolve) => setImmediate(resolve));
+    request.abort(new Error('client went away'));
+    expect(await codeOf(call)).toBe('REQUEST_TIMEOUT');
+    expect(attemptSignals).toHaveLength(1);
+    expect(attemptSignals[0]?.aborted).toBe(true);
+    expect(policy.breakerState()).toBe('closed');
+
+    // The finished call left nothing listening on the request: a second abort-listener count
+    // would show as a call to the attempt's cancel after it settled.
+    const later = new Cancellation();
+    let attempt: CancelSignal | undefined;
+    await policy.call((signal) => ((attempt = signal), Promise.resolve(1)), {
+      retry: true,
+      signal: later,
+    });
+    later.abort(new Error('after the answer'));
+    expect(attempt?.aborted).toBe(false);
   });
 });
 

@@ -66,8 +66,11 @@ export function orderOf(order: NewOrder): Order {
  * Inserts the order and its items (both given to the session at once: with pipelining they go
  * out together, and the items follow the order in any case); returns the order as stored.
  */
-export async function insertOrder(session: Session, order: NewOrder): Promise<Order> {
-  const [inserted, items] = await Promise.allSettled([
+export function insertOrder(session: Session, order: NewOrder): Promise<Order> {
+  // Made first: its created_at is the text the row gets (one toISOString per order, not two).
+  const stored = orderOf(order);
+  // Callbacks rather than an async function, as insertKey (idempotency.repository.ts).
+  return Promise.allSettled([
     session.run(INSERT_ORDER, [
       order.id,
       order.tenant,
@@ -75,15 +78,16 @@ export async function insertOrder(session: Session, order: NewOrder): Promise<Or
       order.input.currency,
       order.totalCents,
       order.idempotencyKey,
-      order.createdAt.toISOString(),
+      stored.created_at,
     ]),
     session.run(INSERT_ITEMS, [order.id, JSON.stringify(order.input.items)]),
-  ]);
-  // The order's own failure explains the items' (they fail for want of it, or as part of an
-  // aborted transaction).
-  if (inserted.status === 'rejected') throw inserted.reason;
-  if (items.status === 'rejected') throw items.reason;
-  return orderOf(order);
+  ]).then(([inserted, items]) => {
+    // The order's own failure explains the items' (they fail for want of it, or as part of an
+    // aborted transaction).
+    if (inserted.status === 'rejected') throw inserted.reason;
+    if (items.status === 'rejected') throw items.reason;
+    return stored;
+  });
 }
 
 type OrderRow = {
@@ -100,21 +104,22 @@ type OrderRow = {
  * The tenant's order with this id; undefined when there is none or it is another tenant's. Both
  * are the same statement, on the primary key, with the same zero rows: nothing tells them apart.
  */
-export async function findOrder(
+export function findOrder(
   session: Session,
   tenant: string,
   id: string,
 ): Promise<Order | undefined> {
-  const { rows } = await session.run<OrderRow>(SELECT_ORDER, [id, tenant]);
-  const row = rows[0];
-  if (row === undefined) return undefined;
-  return {
-    id: row.id,
-    customer_id: row.customer_id,
-    currency: row.currency,
-    items: row.items,
-    total_cents: row.total_cents,
-    status: row.status,
-    created_at: row.created_at.toISOString(),
-  };
+  return session.run<OrderRow>(SELECT_ORDER, [id, tenant]).then(({ rows }) => {
+    const row = rows[0];
+    if (row === undefined) return undefined;
+    return {
+      id: row.id,
+      customer_id: row.customer_id,
+      currency: row.currency,
+      items: row.items,
+      total_cents: row.total_cents,
+      status: row.status,
+      created_at: row.created_at.toISOString(),
+    };
+  });
 }

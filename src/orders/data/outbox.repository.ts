@@ -41,8 +41,9 @@ function serializedPayload(payload: unknown): string {
   return payload instanceof SerializedPayload ? payload.json : JSON.stringify(payload);
 }
 
-export async function insertEvent(session: Session, event: OutboxEvent): Promise<void> {
-  await session.run(INSERT_EVENT, [
+export function insertEvent(session: Session, event: OutboxEvent): Promise<unknown> {
+  // Its result is not needed: the statement's own promise, no async wrapper (see insertKey).
+  return session.run(INSERT_EVENT, [
     event.eventId,
     event.aggregateType,
     event.aggregateId,

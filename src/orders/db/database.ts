@@ -13,6 +13,7 @@ import {
 } from '@opentelemetry/api';
 import { AppError } from '../../errors/catalogue';
 import { currentScope } from '../../telemetry/request-scope';
+import type { CancelSignal } from '../../resilience/cancellation';
 import type { DependencyPolicy } from '../../resilience/dependency-policy';
 import type { Db, DbDriver, DbSession, QueryResult, Row } from './db';
 
@@ -68,7 +69,7 @@ export interface Session {
 
 export interface RunOptions {
   /** The request's signal: no attempt outlives it. */
-  readonly signal?: AbortSignal | undefined;
+  readonly signal?: CancelSignal | undefined;
   /** Retry only reads, and writes the idempotency protocol makes safe to repeat. */
   readonly retry: boolean;
 }

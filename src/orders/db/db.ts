@@ -2,6 +2,7 @@
 // through a pg Pool (DATABASE_URL) and the embedded PGlite (no DATABASE_URL), so repositories and
 // migrations have a single code path. Both speak the same `$1` SQL; the adapters hide how each
 // checks out a connection, runs a transaction and types int8.
+import type { CancelSignal } from '../../resilience/cancellation';
 
 export type Row = Record<string, unknown>;
 
@@ -28,10 +29,10 @@ export interface Db {
   query<R extends Row = Row>(
     text: string,
     params?: readonly unknown[],
-    signal?: AbortSignal,
+    signal?: CancelSignal,
   ): Promise<QueryResult<R>>;
   /** BEGIN, `work`, COMMIT; ROLLBACK when `work` throws. `signal` abandons it (nothing commits). */
-  transaction<T>(work: (tx: DbSession) => Promise<T>, signal?: AbortSignal): Promise<T>;
+  transaction<T>(work: (tx: DbSession) => Promise<T>, signal?: CancelSignal): Promise<T>;
   /** `SELECT 1` on a connection a busy pool cannot starve (the health check). */
   ping(signal: AbortSignal): Promise<void>;
   /** Closes every connection; bounded, idempotent; rejects with ResourceCloseTimeout when it stopped waiting. */
@@ -63,7 +64,7 @@ export function normaliseRows<R extends Row>(rows: R[]): R[] {
 }
 
 /** Settles like `work`, or rejects with the signal's reason as soon as it aborts. */
-export function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+export function untilAborted<T>(work: Promise<T>, signal: CancelSignal | undefined): Promise<T> {
   if (signal === undefined) return work;
   if (signal.aborted) {
     work.catch(() => undefined);
@@ -85,7 +86,7 @@ export function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefine
   });
 }
 
-export function abortReason(signal: AbortSignal): Error {
+export function abortReason(signal: CancelSignal): Error {
   const reason: unknown = signal.reason;
   return reason instanceof Error ? reason : new Error('the database call was aborted');
 }

@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { isNativeError } from 'node:util/types';
 import pg from 'pg';
 import { ResourceCloseTimeout } from '../../contracts';
+import type { CancelSignal } from '../../resilience/cancellation';
 import type { Logger } from '../../telemetry/logger';
 import {
   type Db,
@@ -129,7 +130,7 @@ function discard(client: pg.PoolClient, reason: Error): void {
  */
 function withClient<T>(
   pool: pg.Pool,
-  signal: AbortSignal | undefined,
+  signal: CancelSignal | undefined,
   work: (client: pg.PoolClient, markBroken: (error: Error) => void) => Promise<T>,
 ): Promise<T> {
   if (signal?.aborted === true) return Promise.reject(abortReason(signal));
@@ -295,13 +296,13 @@ export function createPgDb(options: PgOptions, logger: Logger): Db {
   return {
     driver: 'postgresql',
     target: targetOf(options.url),
-    query<R extends Row>(text: string, params: readonly unknown[] = [], signal?: AbortSignal) {
+    query<R extends Row>(text: string, params: readonly unknown[] = [], signal?: CancelSignal) {
       // One statement on its own connection: nothing to queue behind, no session needed.
       return withClient(pool, signal, (client) =>
         statementOf<R>(client, text, params as unknown[], nameOf(prepared, text, params)),
       );
     },
-    transaction<T>(work: (tx: DbSession) => Promise<T>, signal?: AbortSignal) {
+    transaction<T>(work: (tx: DbSession) => Promise<T>, signal?: CancelSignal) {
       return withClient(pool, signal, async (client, markBroken) => {
         let result: T;
         try {

@@ -15,6 +15,7 @@ import {
   type Row,
   untilAborted,
 } from './db';
+import type { CancelSignal } from '../../resilience/cancellation';
 import { acquireDirectoryLock } from './directory-lock';
 
 interface PgliteQueryable {
@@ -68,10 +69,10 @@ export async function createPgliteDb(dataDir: string): Promise<Db> {
   return {
     driver: 'pglite',
     target: directory,
-    query<R extends Row>(text: string, params: readonly unknown[] = [], signal?: AbortSignal) {
+    query<R extends Row>(text: string, params: readonly unknown[] = [], signal?: CancelSignal) {
       return untilAborted(session.query<R>(text, params), signal);
     },
-    transaction<T>(work: (tx: DbSession) => Promise<T>, signal?: AbortSignal) {
+    transaction<T>(work: (tx: DbSession) => Promise<T>, signal?: CancelSignal) {
       return untilAborted(
         pglite.transaction((tx) => work(sessionOf(tx))),
         signal,

@@ -6,6 +6,7 @@
 // two orders, two stored responses; a replay only ever returns the tenant's own.
 import { randomUUID } from 'node:crypto';
 import { AppError } from '../../errors/catalogue';
+import type { CancelSignal } from '../../resilience/cancellation';
 import { currentScope } from '../../telemetry/request-scope';
 import type { Logger } from '../../telemetry/logger';
 import { traceparentOf } from '../../telemetry/trace-context';
@@ -36,7 +37,7 @@ export interface CreateOrderCommand {
   readonly tenant: string;
   readonly idempotencyKey: string;
   readonly input: OrderInput;
-  readonly signal?: AbortSignal | undefined;
+  readonly signal?: CancelSignal | undefined;
 }
 
 export interface CreateOrderResult {
@@ -48,6 +49,8 @@ export interface CreateOrderResult {
 export type CreateOrder = (command: CreateOrderCommand) => Promise<CreateOrderResult>;
 
 export const ORDER_CREATED = { eventType: 'order.created', subject: 'orders.created' } as const;
+/** The event payload's constant start, serialized once. */
+const ORDER_CREATED_PAYLOAD_START = `{"event_type":${JSON.stringify(ORDER_CREATED.eventType)},`;
 
 function responseOf(order: Order): StoredResponse {
   return {
@@ -120,11 +123,12 @@ export function createOrderUseCase(deps: CreateOrderDeps): CreateOrder {
     const created = await database
       .transaction(
         'create order',
-        async (session) => {
+        (session) =>
           // All three go out together (one round trip with pipelining; see db/pg.adapter.ts).
           // The order and its event are written even when the key turns out to be taken: the
-          // transaction then rolls back, so they never commit without their key.
-          const [keyed, ordered, announced] = await Promise.allSettled([
+          // transaction then rolls back, so they never commit without their key. A callback, not
+          // an async function: every promise of a request pays the request scope's async hooks.
+          Promise.allSettled([
             insertKey(session, {
               tenant,
               key,
@@ -144,24 +148,25 @@ export function createOrderUseCase(deps: CreateOrderDeps): CreateOrder {
               // for member; consumers that know no tenants ignore the new member. The order is
               // the response body as sent (the same JSON), not serialized a second time.
               payload: new SerializedPayload(
-                `{"event_type":${JSON.stringify(ORDER_CREATED.eventType)},` +
-                  `"occurred_at":${JSON.stringify(order.created_at)},` +
+                ORDER_CREATED_PAYLOAD_START +
+                  // An ISO 8601 timestamp has nothing JSON escapes.
+                  `"occurred_at":"${order.created_at}",` +
                   `"tenant_id":${JSON.stringify(tenant)},"order":${response.body}}`,
               ),
               traceParent: traceparentOf(currentScope()?.context),
             }),
-          ]);
-          if (keyed.status === 'rejected') {
-            // Another request with this key is still running: an answer now, not a failure of
-            // the database (the breaker does not count it, the policy does not retry it).
-            if (isLockTimeout(keyed.reason)) throw inProgress(keyed.reason);
-            throw keyed.reason;
-          }
-          if (!keyed.value) throw new KeyTaken();
-          if (ordered.status === 'rejected') throw ordered.reason;
-          if (announced.status === 'rejected') throw announced.reason;
-          return true;
-        },
+          ]).then(([keyed, ordered, announced]) => {
+            if (keyed.status === 'rejected') {
+              // Another request with this key is still running: an answer now, not a failure of
+              // the database (the breaker does not count it, the policy does not retry it).
+              if (isLockTimeout(keyed.reason)) throw inProgress(keyed.reason);
+              throw keyed.reason;
+            }
+            if (!keyed.value) throw new KeyTaken();
+            if (ordered.status === 'rejected') throw ordered.reason;
+            if (announced.status === 'rejected') throw announced.reason;
+            return true;
+          }),
         { signal: command.signal, retry: true },
       )
       .catch((error: unknown) => {

@@ -3,13 +3,14 @@
 // 404 ORDER_NOT_FOUND too (issue #15), never 403: the same statement finds no row, the same
 // answer is thrown, so neither the body nor the path taken confirms that the id exists.
 import { AppError } from '../../errors/catalogue';
+import type { CancelSignal } from '../../resilience/cancellation';
 import type { Database } from '../db/database';
 import { findOrder } from '../data/order.repository';
 import { isOrderId, type Order, orderJson } from '../domain/order';
 import { assertTenantId } from '../domain/tenant';
 
 /** The caller's tenant (`callerOf(res).tenant`) and the order id from the path. */
-export type GetOrder = (tenant: string, id: string, signal?: AbortSignal) => Promise<Order>;
+export type GetOrder = (tenant: string, id: string, signal?: CancelSignal) => Promise<Order>;
 
 function notFound(): AppError {
   return new AppError('ORDER_NOT_FOUND', 'No order has this id.');
