@@ -1,5 +1,5 @@
 // The first middleware on the main listener: request id, in-flight tracking, the request's
-// AbortSignal, `Connection: close` once intake has stopped, and the fast 503 past the drain.
+// cancellation signal, `Connection: close` once intake has stopped, and the fast 503 past the drain.
 import { randomUUID } from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { drainDeadlineOf, TAGS } from '../../machines/lifecycle.machine';
@@ -27,7 +27,7 @@ export function requestIdOf(req: Request): string {
 }
 
 /**
- * The AbortSignal of a request on the main listener: it fires when the request's deadline
+ * The cancellation signal of a request on the main listener: it fires when the request's deadline
  * (HANDLER_TIMEOUT_MS) passes, at the drain deadline, or when the connection closes before the
  * answer was sent. Handlers pass it to their dependency calls, which stop their work on it.
  */

@@ -31,11 +31,6 @@ export class Cancellation implements CancelSignal {
   private first: (() => void) | undefined = undefined;
   private others: (() => void)[] | undefined = undefined;
 
-  /** The signal side, for code written against AbortController (`controller.signal`). */
-  get signal(): CancelSignal {
-    return this;
-  }
-
   /** Every listener is called once at most (`once` or not): a cancellation aborts once. */
   addEventListener(_type: 'abort', listener: () => void, _options?: { once?: boolean }): void {
     if (this.aborted || this.first === listener || this.others?.includes(listener) === true) return;

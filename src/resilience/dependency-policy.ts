@@ -161,10 +161,10 @@ export function createDependencyPolicy(
           return;
         }
         if (counts(error)) lastFailure = (error as Error).message;
-        // Passed on as it came (toAppError decides what the caller sees).
-        passOn(error as Error);
+        // Passed on as it came, Error or not (toAppError decides what the caller sees).
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
+        reject(error);
       };
-      const passOn: (error: Error) => void = reject;
       const timer = setTimeout(cancel, options.attemptTimeoutMs);
       caller?.addEventListener('abort', cancel, { once: true });
       started(() => fn(controller)).then(

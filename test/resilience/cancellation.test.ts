@@ -90,7 +90,7 @@ describe('Cancellation', () => {
     const controller = new AbortController();
     const cancellation = new Cancellation();
     const viaController = stopsOn(controller.signal);
-    const viaCancellation = stopsOn(cancellation.signal);
+    const viaCancellation = stopsOn(cancellation);
     controller.abort();
     cancellation.abort();
     expect([viaController(), viaCancellation()]).toEqual([true, true]);
