@@ -7,7 +7,8 @@
 # APP_ENV=production makes an OTLP endpoint and authentication (AUTH_MODE=jwt with a JWKS source,
 # issuer and audience) mandatory: without them the service exits 78.
 
-# --- build: full install (dev dependencies carry tsc), compile, then drop dev dependencies ---
+# --- build: full install (dev dependencies carry tsc and esbuild), compile and bundle, then drop
+# dev dependencies ---
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
 # Manifests first: the install layer stays cached until the dependencies change.
@@ -29,6 +30,8 @@ WORKDIR /app
 # Files stay owned by root: the service user can read its code but not change it.
 # package.json: the loader finds the package root (and config/) and the version from it.
 COPY --from=build /app/package.json ./package.json
+# dist/main.js is one bundled file (scripts/bundle.js); node_modules holds what it loads from
+# outside when asked: PGlite (no DATABASE_URL) and the XState inspector.
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/config ./config

@@ -15,24 +15,21 @@
 // change values. Nothing else changes: Express sees `res.locals` already made (it makes the same
 // empty object otherwise) and sets the others as before.
 import { IncomingMessage, type ServerResponse } from 'node:http';
-import { createRequire } from 'node:module';
 import type { Express } from 'express';
+// The one module allowed Express internals (eslint.config.mjs), behind library-seams.test.ts.
+// eslint-disable-next-line no-restricted-imports
+import * as routerLib from 'router/lib/symbols';
 
 type Bag = Record<string | symbol, unknown>;
 
 /**
- * The symbol under which the router notes the matched route on req, from the copy of `router`
- * Express itself loads. Not a public export: if a later version moves it, requests only lose its
- * part of the benefit.
+ * The symbol under which the router notes the matched route on req. Not a public export: it is
+ * imported by a static path (so the bundled entry point holds the same copy of `router` as Express,
+ * not a second one from node_modules), and library-seams.test.ts checks that this copy is the one
+ * Express loads and that its symbol is the one a routed request carries.
  */
 export function routerSymbols(): symbol[] {
-  try {
-    const fromExpress = createRequire(require.resolve('express'));
-    const symbols = fromExpress('router/lib/symbols') as { matchedRoute?: unknown };
-    return typeof symbols.matchedRoute === 'symbol' ? [symbols.matchedRoute] : [];
-  } catch {
-    return [];
-  }
+  return typeof routerLib.matchedRoute === 'symbol' ? [routerLib.matchedRoute] : [];
 }
 const ROUTER_SYMBOLS = routerSymbols();
 

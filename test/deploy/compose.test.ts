@@ -1083,7 +1083,7 @@ function dockerignoreProblems(stack: Stack): string[] {
     'tsconfig.json',
     'tsconfig.build.json',
     'src/main.ts',
-    'scripts/write-entry.js',
+    'scripts/bundle.js',
     'config/default.json',
   ];
   for (const file of needed) {

@@ -2,6 +2,7 @@
 // comment at each): if an upgrade moves one, this fails loudly here instead of quietly costing
 // speed or truth in production.
 import http from 'node:http';
+import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import pg from 'pg';
@@ -14,6 +15,30 @@ describe('library internals the service relies on', () => {
   it("when Express's router is loaded, then router/lib/symbols still exports the matched-route symbol (stable-shapes.ts)", () => {
     expect(routerSymbols()).toHaveLength(1);
     expect(typeof routerSymbols()[0]).toBe('symbol');
+  });
+
+  it('when stable-shapes.ts imports router/lib/symbols, then it gets the copy Express itself loads (the bundled entry point holds one copy)', () => {
+    const fromExpress = createRequire(require.resolve('express'));
+    expect(require.resolve('router/lib/symbols')).toBe(fromExpress.resolve('router/lib/symbols'));
+  });
+
+  it('when Express routes a request, then the request carries the matched-route symbol stable-shapes.ts presets', async () => {
+    const [matchedRoute] = routerSymbols();
+    const app = express();
+    let carried: unknown[] = [];
+    app.get('/things/:id', (req, res) => {
+      carried = Object.getOwnPropertySymbols(req);
+      res.end();
+    });
+    const server = http.createServer(app).listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      await fetch(`http://127.0.0.1:${port}/things/7`);
+    } finally {
+      server.close();
+    }
+    expect(carried).toContain(matchedRoute);
   });
 
   it('when an Express 5 app is made, then app.handle and app.router.stack are still there (stable-shapes.ts, method-not-allowed.ts)', () => {

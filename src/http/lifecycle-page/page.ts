@@ -31,6 +31,8 @@ export interface LifecyclePage {
 export const MAX_STREAMS = 32;
 const TICK_MS = 1_000;
 
+// Next to this module: src/ under ts-jest, dist/src/ from tsc, dist/ in the bundled entry point
+// (scripts/bundle.js copies the folder there).
 const CLIENT_DIR = path.join(__dirname, 'client');
 const CONTENT_SECURITY_POLICY = [
   "default-src 'none'",
