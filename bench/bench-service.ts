@@ -8,6 +8,8 @@
 // With the argument `--orders` (scenario (e)) the orders module is loaded too, as src/main.ts
 // loads it: POST/GET /v1/orders on DATABASE_URL, its startup check (migrations), workers and the
 // database as an essential dependency. Without it ((b)-(d)) no module is loaded.
+// First, as in src/main.ts: V8's heap settings, before anything else loads.
+import '../src/heap-tuned';
 import type { Request, Response } from 'express';
 import { buildInfo } from '../src/build-info';
 import { loadConfig } from '../src/config/load-config';

@@ -10,6 +10,9 @@
 // Started by bench/run.ts with:
 //   DATABASE_URL    the bench database, migrations applied and orders seeded by the orchestrator
 //   BENCH_POOL_MAX  the service's default DATABASE_POOL_MAX (read from its config)
+// The service's process settings for V8's heap (src/heap-tuned.ts), so that this baseline and the
+// service differ in their code only.
+import '../src/heap-tuned';
 import { randomUUID } from 'node:crypto';
 import express, { type Request, type Response } from 'express';
 import pg from 'pg';

@@ -5,10 +5,10 @@
 //   DATABASE_URL        the bench database, migrations/*.sql already applied by the orchestrator
 //   BENCH_POOL_MAX      the service's default DATABASE_POOL_MAX (read from its config)
 //   BENCH_RETENTION_MS  the service's default IDEMPOTENCY_RETENTION_MS (the key's expires_at)
-//   BENCH_SERVICE_PROTOCOL  "1" for scenario (g): the database protocol the service uses (named
-//                       prepared statements, pg's pipeline mode with BEGIN and the four inserts
-//                       sent together, then COMMIT); otherwise pg's defaults, one statement per
-//                       round trip, unnamed
+//   BENCH_SERVICE_PROTOCOL  "1" for scenario (g): the service's V8 heap settings and the database
+//                       protocol it uses (named prepared statements, pg's pipeline mode with
+//                       BEGIN and the four inserts sent together, then COMMIT); otherwise pg's
+//                       defaults, one statement per round trip, unnamed
 // One transaction per request: the order (created_at set here, as the service sets it), its items
 // (one statement, the service's SQL), the outbox event `order.created` and the idempotency record,
 // inserted completed with the response to replay, as the service leaves it. Answers 201, Location and the order JSON (contract section 6).
@@ -17,6 +17,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import express, { type Request, type Response } from 'express';
 import pg from 'pg';
 import { ORDERS_PATH, serveBenchApp } from './protocol';
+import { tuneHeap } from '../src/runtime/heap-tuning';
 
 interface Item {
   readonly sku: string;
@@ -51,6 +52,9 @@ function positiveInt(name: string): number {
 const poolMax = positiveInt('BENCH_POOL_MAX');
 const retentionMs = positiveInt('BENCH_RETENTION_MS');
 const serviceProtocol = process.env.BENCH_SERVICE_PROTOCOL === '1';
+// (g) runs with the service's process settings for V8's heap too (src/runtime/heap-tuning.ts), so
+// that it and the service differ in their code only; (f) stays plain Node.js.
+if (serviceProtocol) tuneHeap();
 const poolConfig: pg.PoolConfig & { pipeline?: boolean } = {
   connectionString: process.env.DATABASE_URL,
   max: poolMax,

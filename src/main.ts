@@ -1,4 +1,6 @@
 // Production entry point: load config -> create the runtime -> start it.
+// First, before anything else loads: V8's heap settings (runtime/heap-tuning.ts).
+import './heap-tuned';
 import { buildInfo } from './build-info';
 import { loadConfig } from './config/load-config';
 import { EXIT_INVALID_CONFIG, reportInvalidConfig } from './config/report-invalid';

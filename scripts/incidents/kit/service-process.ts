@@ -34,6 +34,8 @@ export interface SpawnOptions {
   readonly env?: Record<string, string | undefined>;
   readonly script?: string;
   readonly args?: readonly string[];
+  /** Node's own options, before the script (V8 flags, which NODE_OPTIONS does not take). */
+  readonly nodeArgs?: readonly string[];
 }
 
 const SIGNAL_NUMBERS: Record<string, number> = { SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
@@ -53,11 +55,15 @@ export function spawnService(options: SpawnOptions = {}): ServiceProcess {
     if (value === undefined) delete env[key];
     else env[key] = value;
   }
-  const child = spawn(process.execPath, [options.script ?? MAIN, ...(options.args ?? [])], {
-    cwd: ROOT,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [...(options.nodeArgs ?? []), options.script ?? MAIN, ...(options.args ?? [])],
+    {
+      cwd: ROOT,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   const lines: LogLine[] = [];
   const rawStdout: string[] = [];
   let stderr = '';
@@ -172,10 +178,11 @@ function portOf(bind: unknown): number {
  */
 export async function startService(
   env: Record<string, string> = {},
-  options: { script?: string; readyTimeoutMs?: number } = {},
+  options: { script?: string; readyTimeoutMs?: number; nodeArgs?: readonly string[] } = {},
 ): Promise<Started> {
   const service = spawnService({
     script: options.script ?? DRILL_SERVICE,
+    ...(options.nodeArgs === undefined ? {} : { nodeArgs: options.nodeArgs }),
     env: { LOG_LEVEL: 'info', ...env },
   });
   let ready: LogLine;
