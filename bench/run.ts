@@ -25,7 +25,7 @@
 // BENCH_ROUTES (e.g. "/bench/noop"; all by default), BENCH_SERVER_NODE_OPTIONS (extra node flags
 // for the server children, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"), BENCH_SERVICE_ENV (extra
 // "NAME=value" settings for the ops-service servers, e.g. "LOG_LEVEL=warn"), BENCH_ORDER_REQUESTS
-// (3000), BENCH_ORDER_WARMUP (300), BENCH_ORDER_ROUNDS (5), BENCH_GET_REQUESTS (10000),
+// (3000), BENCH_ORDER_WARMUP (3000), BENCH_ORDER_ROUNDS (5), BENCH_GET_REQUESTS (10000),
 // BENCH_GET_WARMUP (10000), BENCH_DATABASE_ADMIN_URL
 // (postgres://postgres@127.0.0.1:5432/test: where the bench database is created and dropped).
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -76,16 +76,20 @@ const SETTLE_EXPORTING_MS = 1_500;
 const SETTLE_MS = 100;
 const HEALTH_PATH = '/health';
 const ORDER_REQUESTS = intFromEnv('BENCH_ORDER_REQUESTS', 3_000);
-const ORDER_WARMUP = intFromEnv('BENCH_ORDER_WARMUP', 300);
+// Long enough for the service's code to be optimised before the measured POSTs, as for the other
+// rows: after 300 (the default until issue 16's last step) TurboFan was still compiling the
+// service's larger code during the measured POSTs, so (e) was measured as a young process
+// (bench/README.md, "The orders warm-up").
+const ORDER_WARMUP = intFromEnv('BENCH_ORDER_WARMUP', 3_000);
 const ORDER_CONCURRENCY = 16;
 /** Rounds of the orders scenarios, in alternating order (e f, f e, e f...); medians are reported. */
 const ORDER_ROUNDS = intFromEnv('BENCH_ORDER_ROUNDS', 5);
 /** (i), (j): orders written before each run, and the GETs of them (round-robin) per run. */
 const GET_SEEDED = 1_000;
 const GET_REQUESTS = intFromEnv('BENCH_GET_REQUESTS', 10_000);
-// As long as the no-I/O rows' warm-up: with 1,000 GETs (i) was measured in a young process, whose
-// request graphs V8 had not yet learnt to allocate where they live (issue 16: 1.30-1.52 then,
-// about 1.8 once warmed).
+// As long as the no-I/O rows' warm-up: with 1,000 GETs (i) was measured in a young process, before
+// V8's allocation-site pretenuring had tipped (issue 16: 1.30-1.52 then, about 1.8 once warmed; the
+// service now turns pretenuring off, src/runtime/heap-tuning.ts).
 const GET_WARMUP = intFromEnv('BENCH_GET_WARMUP', 10_000);
 /** On an abnormal exit (signal, overall timeout): how long dropping the bench database may take. */
 const CLEANUP_TIMEOUT_MS = 5_000;
