@@ -21,6 +21,7 @@ import type { BuildInfo } from '../build-info';
 import type { AppConfig } from '../config/schema';
 import type { Logger } from './logger';
 import { createEventLoopMonitor, type EventLoopMonitor } from './event-loop-monitor';
+import { observeGc } from './gc-monitor';
 import { createServiceMetrics, REQUEST_DURATION, type ServiceMetrics } from './metrics';
 import { RequestDurationHistogram } from './request-durations';
 import { ExportLedger, type ExportOutcome, flushOutcome, type LedgerCounts } from './export-ledger';
@@ -133,11 +134,9 @@ export function createTelemetry(
   });
   const meterProvider = new MeterProvider({ resource, readers: [prometheus] });
   const eventLoop = createEventLoopMonitor();
-  const metrics = createServiceMetrics(
-    meterProvider.getMeter(scope.name, scope.version),
-    eventLoop,
-    durations,
-  );
+  const meter = meterProvider.getMeter(scope.name, scope.version);
+  const metrics = createServiceMetrics(meter, eventLoop, durations);
+  const stopGcObserver = observeGc(meter);
 
   let flushing: Promise<FlushReport> | undefined;
   let flushed: FlushReport | undefined;
@@ -148,6 +147,8 @@ export function createTelemetry(
     exporting,
     serveMetrics: (req, res) => prometheus.getMetricsRequestHandler(req, res),
     flush() {
+      // Nothing is recorded after the meter provider shuts down.
+      stopGcObserver();
       flushing ??= outsideRequest(() =>
         flushAll(tracerProvider, meterProvider, ledger, budget),
       ).then((report) => {

@@ -67,7 +67,7 @@ it('when a line of dist/main.js is looked up in its source map, then it names th
   expect(entry.originalLine).toBe(original);
 });
 
-it('when the bundled service has served orders, exported their spans, served metrics and the lifecycle page and stopped on SIGTERM, then it loaded no CommonJS file but itself', async () => {
+it('when the bundled service has served orders, exported their spans, served metrics (its GC pauses too) and the lifecycle page and stopped on SIGTERM, then it loaded no CommonJS file but itself', async () => {
   const base = `http://127.0.0.1:${started.port}`;
   const ops = `http://127.0.0.1:${started.opsPort}`;
   const created = await fetch(`${base}/v1/orders`, {
@@ -80,10 +80,10 @@ it('when the bundled service has served orders, exported their spans, served met
   expect(location).toMatch(/^\/v1\/orders\//);
   expect((await fetch(`${base}${location ?? ''}`)).status).toBe(200);
   expect((await fetch(`${base}/ready`)).status).toBe(200);
-  const metrics = await fetch(`${ops}/metrics`);
-  expect(await metrics.text()).toContain(
-    'http_server_request_duration_bucket{http_request_method="POST"',
-  );
+  const metrics = await (await fetch(`${ops}/metrics`)).text();
+  expect(metrics).toContain('http_server_request_duration_bucket{http_request_method="POST"');
+  // The process's own young-generation collections since its start (telemetry/gc-monitor.ts).
+  expect(metrics).toMatch(/^nodejs_gc_duration_count\{kind="minor".*\} [1-9]\d*$/m);
   // The page and its browser files (copied next to the bundle, in dist/client).
   const page = await fetch(`${ops}/lifecycle/view`);
   expect(page.status).toBe(200);

@@ -136,6 +136,7 @@ it('when Prometheus scrapes the service with the repository config and rules, th
   ]) {
     expect(await query(prom, `${name}{job="${JOB}"}`)).toHaveLength(1);
   }
+  expect(await query(prom, `nodejs_gc_duration_count{job="${JOB}",kind="minor"}`)).toHaveLength(1);
 
   // Every rule loaded and evaluates without error; the per-route recording rules have data.
   const rules = await eventually('every rule to be evaluated', async () => {
