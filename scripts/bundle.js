@@ -16,6 +16,7 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const esbuild = require('esbuild-wasm');
+const { copyLifecycleClient } = require('./copy-assets');
 
 const root = path.join(__dirname, '..');
 const dist = path.join(root, 'dist');
@@ -41,8 +42,7 @@ async function bundle() {
     metafile: true,
   });
   // The lifecycle page reads its browser files from its own folder: the bundle's is dist/.
-  const client = path.join('src', 'http', 'lifecycle-page', 'client');
-  fs.cpSync(path.join(root, client), path.join(dist, 'client'), { recursive: true });
+  copyLifecycleClient(path.join(dist, 'client'));
   const inputs = Object.keys(result.metafile.inputs).length;
   const bytes = fs.statSync(path.join(dist, 'main.js')).size;
   process.stdout.write(

@@ -1084,6 +1084,7 @@ function dockerignoreProblems(stack: Stack): string[] {
     'tsconfig.build.json',
     'src/main.ts',
     'scripts/bundle.js',
+    'scripts/copy-assets.js',
     'config/default.json',
   ];
   for (const file of needed) {

@@ -1,23 +1,11 @@
 // Garbage collection pauses reach /metrics as nodejs_gc_duration, per kind, from Node's own gc
 // performance entries (telemetry/gc-monitor.ts), recorded by the SDK and scraped as Prometheus text.
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { constants } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { gcKindOf, observeGc } from '../../src/telemetry/gc-monitor';
-
-async function scrape(exporter: PrometheusExporter): Promise<string> {
-  const server = http.createServer((req, res) => exporter.getMetricsRequestHandler(req, res));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  try {
-    const { port } = server.address() as AddressInfo;
-    return await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  } finally {
-    await new Promise((resolve) => server.close(resolve));
-  }
-}
+import { scrapeExporter as scrape } from '../helpers/scrape-exporter';
 
 /** Short-lived garbage that escapes (so the compiler cannot drop it), enough for several scavenges. */
 function makeGarbage(): number {

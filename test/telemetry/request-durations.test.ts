@@ -1,31 +1,14 @@
 // The request duration histogram is aggregated by the service and read as a MetricProducer; what
 // Prometheus scrapes must be exactly what the SDK's own Histogram instrument would have made.
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { DURATION_BUCKETS_SECONDS, REQUEST_DURATION } from '../../src/telemetry/metrics';
 import { RequestDurationHistogram } from '../../src/telemetry/request-durations';
+import { scrapeExporter as scrape } from '../helpers/scrape-exporter';
 
 const resource = resourceFromAttributes({ 'service.name': 'ops-service' });
 const scope = { name: 'ops-service', version: '1.2.3' };
-
-/** The Prometheus text an exporter serves, through a real HTTP request to its handler. */
-async function scrape(exporter: PrometheusExporter): Promise<string> {
-  const server = http.createServer((req: IncomingMessage, res: ServerResponse) =>
-    exporter.getMetricsRequestHandler(req, res),
-  );
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  try {
-    const { port } = server.address() as AddressInfo;
-    const response = await fetch(`http://127.0.0.1:${port}/metrics`);
-    return await response.text();
-  } finally {
-    await new Promise((resolve) => server.close(resolve));
-  }
-}
 
 type Sample = readonly [method: string, route: string, statusClass: string, seconds: number];
 
